@@ -1,0 +1,15 @@
+"""DyCON losses: UnCL (Eqs. 1-2), FeCL (Eqs. 3-4) and the supervised Dice + CE of Eq. (5)."""
+
+from .fecl import downsample_labels, fecl_loss, fecl_token_labels
+from .supervised import dice_ce_loss, dice_loss
+from .uncl import beta_schedule, uncl_loss
+
+__all__ = [
+    "beta_schedule",
+    "dice_ce_loss",
+    "dice_loss",
+    "downsample_labels",
+    "fecl_loss",
+    "fecl_token_labels",
+    "uncl_loss",
+]
