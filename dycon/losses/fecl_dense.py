@@ -14,8 +14,13 @@ from ._checks import sigmoid_ramp
 
 
 def focal_similarity(cos: Tensor, form: str) -> Tensor:
-    """Map cosine similarity into [0, 1] for the focal weights (1 - S)^gamma and S^gamma."""
-    return (1.0 + cos) * 0.5 if form == "affine" else cos.clamp(0.0, 1.0)
+    """Map cosine similarity into [0, 1] for the focal weights (1 - S)^gamma and S^gamma.
+
+    Clamped in both forms: float32 rounding puts cosines slightly outside [-1, 1], and a
+    fractional gamma would turn a negative base into NaN.
+    """
+    sim = (1.0 + cos) * 0.5 if form == "affine" else cos
+    return sim.clamp(0.0, 1.0)
 
 
 def dense_paper_fecl(

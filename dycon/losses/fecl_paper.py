@@ -147,10 +147,10 @@ class StreamingPaperFeCL(torch.autograd.Function):
 def _focal_weight_grads(cos, neg, pos, e, a, rho, ns, hard, cfg):
     """Gradient through F+ and F- themselves (only when the weights are not detached)."""
     g = cfg.gamma
-    if cfg.similarity_form == "affine":
-        sim, dsim = (1.0 + cos) * 0.5, 0.5
-    else:
-        sim, dsim = cos.clamp(0.0, 1.0), ((cos >= 0) & (cos <= 1)).float()
+    raw = (1.0 + cos) * 0.5 if cfg.similarity_form == "affine" else cos
+    slope = 0.5 if cfg.similarity_form == "affine" else 1.0
+    sim = raw.clamp(0.0, 1.0)
+    dsim = ((raw >= 0) & (raw <= 1)).to(cos.dtype) * slope  # as torch.clamp's gradient
     nll = torch.div(ns, e).log1p_()
     d_pos = -g * torch.sub(1.0, sim).pow(g - 1) * dsim  # d F+ / d cos
     d_neg = g * sim.pow(g - 1) * dsim  # d F- / d cos

@@ -6,7 +6,8 @@ builds on: residual-free conv stages of 1-2-3-3-3 convs, strided 2x2x2 convs to 
 bottleneck and on the last decoder feature. The official DyCON V-Net does not run (it passes
 a misspelt keyword to a block), so this is the UA-MT network with DyCON's V-Net projection head
 (conv 1x1 -> BatchNorm -> conv 1x1, no ReLU) added on the upsampled bottleneck. Module names
-match UA-MT's `VNet`, so its checkpoints load into the segmentation part.
+and state-dict keys match UA-MT's `VNet` (e.g. `block_one.conv.0.weight`, `out_conv.weight`), so
+its checkpoints load into the segmentation part with `load_state_dict(..., strict=False)`.
 
 With the defaults the model has 9,712,802 parameters: 9,448,866 in the segmentation network
 (9,443,266 conv/deconv weights and biases + 5,600 BatchNorm affine parameters over 2,800
@@ -33,26 +34,37 @@ def _norm(kind: str, channels: int) -> list[nn.Module]:
     return []
 
 
-def conv_block(n_stages: int, in_channels: int, out_channels: int, norm: str) -> nn.Sequential:
+class Stage(nn.Module):
+    """Layers kept under `.conv`, as in UA-MT's blocks, so UA-MT checkpoint keys line up."""
+
+    def __init__(self, *layers: nn.Module) -> None:
+        super().__init__()
+        self.conv = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv(x)
+
+
+def conv_block(n_stages: int, in_channels: int, out_channels: int, norm: str) -> Stage:
     """`n_stages` x (3x3x3 conv + norm + ReLU): UA-MT `ConvBlock`."""
     layers: list[nn.Module] = []
     for i in range(n_stages):
         c_in = in_channels if i == 0 else out_channels
         layers += [nn.Conv3d(c_in, out_channels, 3, padding=1), *_norm(norm, out_channels)]
         layers.append(nn.ReLU(inplace=True))
-    return nn.Sequential(*layers)
+    return Stage(*layers)
 
 
-def down_block(in_channels: int, out_channels: int, norm: str) -> nn.Sequential:
+def down_block(in_channels: int, out_channels: int, norm: str) -> Stage:
     """2x2x2 stride-2 conv + norm + ReLU: UA-MT `DownsamplingConvBlock`."""
     conv = nn.Conv3d(in_channels, out_channels, 2, stride=2)
-    return nn.Sequential(conv, *_norm(norm, out_channels), nn.ReLU(inplace=True))
+    return Stage(conv, *_norm(norm, out_channels), nn.ReLU(inplace=True))
 
 
-def up_block(in_channels: int, out_channels: int, norm: str) -> nn.Sequential:
+def up_block(in_channels: int, out_channels: int, norm: str) -> Stage:
     """2x2x2 stride-2 transposed conv + norm + ReLU: UA-MT `UpsamplingDeconvBlock`."""
     deconv = nn.ConvTranspose3d(in_channels, out_channels, 2, stride=2)
-    return nn.Sequential(deconv, *_norm(norm, out_channels), nn.ReLU(inplace=True))
+    return Stage(deconv, *_norm(norm, out_channels), nn.ReLU(inplace=True))
 
 
 class VNet(nn.Module):
