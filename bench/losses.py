@@ -1,0 +1,246 @@
+"""Loss benchmarks: forward + backward seconds and peak memory, each case in a fresh process.
+
+    python bench/losses.py                 # all cases on CPU -> results/bench/losses-cpu.json
+    python bench/losses.py --device cuda   # the same on a GPU
+    python bench/losses.py --only fecl     # a subset (substring match on the case name)
+
+Cases: FeCL streaming against dense (paper and reference variants) at the BraTS token count
+(4, 1728, 256), the Pancreas one (4, 2352, 256) and feature_scaler 4 (4, 13824, 256), where the
+dense form would need ~3 GB per (B, N, N) tensor and is not run; the floor of any exact FeCL, the
+two batched products student-student and student-teacher forward and backward, in the same run;
+UnCL at (8, 2, 96, 96, 96). Memory is the peak above the process's footprint right after
+`import torch` (CPU: resident set size; CUDA: peak allocated).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+GB = 1024**3
+
+# name -> (kind, shape, options)
+CASES = {
+    **{
+        f"{kind}-N{n}": (kind, (4, n, 256), {})
+        for n in (1728, 2352, 13824)
+        for kind in (
+            "floor",
+            "fecl-paper-streaming",
+            "fecl-paper-dense",
+            "fecl-reference-streaming",
+            "fecl-reference-dense",
+        )
+        if not (n == 13824 and kind.endswith("dense"))
+    },
+    "uncl-8x2x96^3": ("uncl", (8, 2, 96, 96, 96), {}),
+}
+
+
+def _rss_bytes() -> int:
+    """Current resident set size (Linux /proc; elsewhere the peak so far, an upper bound)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return _peak_rss_bytes()
+
+
+def _peak_rss_bytes() -> int:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
+
+
+def run_one(name: str, device: str, repeats: int) -> dict:
+    """Time one case in this process; called in a child so peak memory is the case's own."""
+    import torch
+
+    torch.manual_seed(0)
+    if device == "cuda":
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+    else:
+        base = _rss_bytes()
+    from dycon.losses import fecl_loss, uncl_loss
+
+    kind, shape, _ = CASES[name]
+    if kind == "uncl":
+        student = torch.randn(shape, device=device, requires_grad=True)
+        teacher = torch.randn(shape, device=device)
+
+        def step():
+            uncl_loss(student, teacher, beta=2.5).backward()
+    else:
+        b, n, d = shape
+        z = torch.randn(b, n, d, device=device, requires_grad=True)
+        t = torch.randn(b, n, d, device=device)
+        labels = (torch.rand(b, n, device=device) < 0.2).long()  # ~20 % foreground tokens
+        entropy = torch.rand(b, n, device=device) * 0.69
+
+        if kind == "floor":
+
+            def step():
+                zz = torch.nn.functional.normalize(z, dim=-1)
+                ss = torch.bmm(zz, zz.transpose(1, 2))  # (B, N, N)
+                st = torch.bmm(zz, t.transpose(1, 2))  # (B, N, N)
+                (ss.sum() + st.sum()).backward()
+        else:
+            _, variant, implementation = kind.split("-")
+
+            def step():
+                loss = fecl_loss(
+                    z,
+                    labels,
+                    teacher_tokens=t,
+                    entropy=entropy,
+                    variant=variant,
+                    implementation=implementation,
+                )
+                loss.backward()
+
+    def timed() -> float:
+        if device == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        step()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - start
+
+    warm = timed()  # first call pays one-off allocations
+    times = [timed() for _ in range(repeats)] if repeats else [warm]
+    if device == "cuda":
+        peak = torch.cuda.max_memory_allocated() - base
+    else:
+        peak = _peak_rss_bytes() - base
+    return {
+        "case": name,
+        "kind": kind,
+        "shape": list(shape),
+        "seconds_median": statistics.median(times),
+        "seconds_all": times,
+        "peak_gb_above_import": peak / GB,
+    }
+
+
+def machine(device: str) -> dict:
+    import torch
+
+    info = {
+        "device": device,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+    }
+    if device == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(0)
+    try:
+        info["load_average_at_start"] = os.getloadavg()[0]
+    except OSError:
+        pass
+    return info
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--only", default="", help="run the cases whose name contains this")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs after one warm-up")
+    parser.add_argument("--out", type=Path, default=None, help="JSON file to write")
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(run_one(args.one, args.device, args.repeats)))
+        return 0
+    names = [n for n in CASES if args.only in n]
+    if not names:
+        print(
+            f"error: no case matches --only {args.only!r}; cases: {', '.join(CASES)}",
+            file=sys.stderr,
+        )
+        return 2
+    results = []
+    for name in names:
+        # The largest case takes ~20 s a run on 2 cores: fewer repeats there.
+        repeats = 1 if "13824" in name else args.repeats
+        proc = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--device",
+                args.device,
+                "--repeats",
+                str(repeats),
+                "--one",
+                name,
+            ],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
+        if proc.returncode != 0:
+            print(f"error: case {name} failed:\n{proc.stderr}", file=sys.stderr)
+            return 1
+        row = json.loads(proc.stdout)
+        results.append(row)
+        print(
+            f"{name:34s} {row['seconds_median']:8.3f} s  {row['peak_gb_above_import']:6.2f} GB",
+            flush=True,
+        )
+    report = {"machine": machine(args.device), "results": results, "targets": targets(results)}
+    for line in report["targets"]:
+        print(line["check"], "->", "PASS" if line["pass"] else "FAIL", f"({line['value']})")
+    out = args.out or ROOT / "results" / "bench" / f"losses-{args.device}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(report, indent=2) + "\n")
+    tmp.replace(out)  # atomic: never a half-written result
+    print(f"wrote {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
+    return 0
+
+
+def targets(results: list[dict]) -> list[dict]:
+    """The issue's targets for FeCL, evaluated on this run's numbers (skipped if not run)."""
+    by = {r["case"]: r for r in results}
+    checks = []
+    small, floor = by.get("fecl-paper-streaming-N1728"), by.get("floor-N1728")
+    if small and floor:
+        ratio = small["seconds_median"] / floor["seconds_median"]
+        checks.append(
+            {
+                "check": "FeCL (4,1728,256) fwd+bwd within 2.5x of the two-product floor",
+                "value": f"{ratio:.2f}x",
+                "pass": ratio <= 2.5,
+            }
+        )
+        mem = small["peak_gb_above_import"]
+        checks.append(
+            {
+                "check": "FeCL (4,1728,256) at most 0.3 GB above the torch import",
+                "value": f"{mem:.3f} GB",
+                "pass": mem <= 0.3,
+            }
+        )
+    big = by.get("fecl-paper-streaming-N13824")
+    if big:
+        mem = big["peak_gb_above_import"]
+        checks.append(
+            {"check": "FeCL (4,13824,256) under 4 GB", "value": f"{mem:.2f} GB", "pass": mem < 4.0}
+        )
+    return checks
+
+
+if __name__ == "__main__":
+    sys.exit(main())
