@@ -78,3 +78,12 @@ def test_dice_ce_gradcheck_float64():
 def test_supervised_bad_input(logits, target, message):
     with pytest.raises(ValueError, match=message):
         dice_ce_loss(logits, target)
+
+
+def test_dice_ce_finite_at_extreme_logits():
+    logits = (torch.randint(0, 2, (2, 2, 4, 4, 4)).float() * 2 - 1) * 1e4
+    logits.requires_grad_(True)
+    target = torch.randint(0, 2, (2, 4, 4, 4))
+    loss = dice_ce_loss(logits, target)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(logits.grad).all()
