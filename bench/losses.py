@@ -11,11 +11,12 @@ two batched products student-student and student-teacher forward and backward, i
 UnCL at (8, 2, 96, 96, 96). Memory is the peak above the process's footprint right after
 `import torch` (CPU: resident set size; CUDA: peak allocated).
 
-On CPU each case runs with glibc's mmap threshold fixed (MALLOC_MMAP_THRESHOLD_): by default glibc
-raises the threshold after large frees and then keeps freed blocks resident, so the peak RSS of a
-loop over blocks measures the allocator's retention rather than the memory the algorithm holds
-(seen here: 1.3 GB -> 0.19 GB after malloc_trim for one streaming pass). The same setting applies
-to every case, floor and dense forms included; `--default-malloc` turns it off.
+Each case runs twice in fresh processes. The timing run uses the default allocator. On CPU the
+memory run (one step) fixes glibc's mmap threshold (MALLOC_MMAP_THRESHOLD_): by default glibc raises
+the threshold after large frees and then keeps freed blocks resident, so the peak RSS of a loop
+over blocks measures the allocator's retention rather than the memory the algorithm holds (seen
+here: 1.3 GB -> 0.19 GB after malloc_trim for one streaming pass); a fixed threshold in turn makes
+every large allocation a fresh mmap, which slows the timing. Both peaks are reported.
 """
 
 from __future__ import annotations
@@ -124,7 +125,7 @@ def run_one(name: str, device: str, repeats: int) -> dict:
             torch.cuda.synchronize()
         return time.perf_counter() - start
 
-    warm = timed()  # first call pays one-off allocations
+    warm = timed()  # first call pays one-off allocations; repeats=0: one step, for memory
     times = [timed() for _ in range(repeats)] if repeats else [warm]
     if device == "cuda":
         peak = torch.cuda.max_memory_allocated() - base
@@ -166,11 +167,6 @@ def main() -> int:
     parser.add_argument("--only", default="", help="run the cases whose name contains this")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs after one warm-up")
     parser.add_argument("--out", type=Path, default=None, help="JSON file to write")
-    parser.add_argument(
-        "--default-malloc",
-        action="store_true",
-        help="leave glibc's dynamic mmap threshold on (see the module docstring)",
-    )
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -183,33 +179,18 @@ def main() -> int:
             file=sys.stderr,
         )
         return 2
-    env = dict(os.environ)
-    if not args.default_malloc:
-        env["MALLOC_MMAP_THRESHOLD_"] = MMAP_THRESHOLD
     results = []
     for name in names:
-        # The largest case takes ~20 s a run on 2 cores: fewer repeats there.
-        repeats = 1 if "13824" in name else args.repeats
-        proc = subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                "--device",
-                args.device,
-                "--repeats",
-                str(repeats),
-                "--one",
-                name,
-            ],
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            env=env,
-        )
-        if proc.returncode != 0:
-            print(f"error: case {name} failed:\n{proc.stderr}", file=sys.stderr)
+        # The largest case takes ~30-100 s a run on 2 cores: fewer repeats there.
+        timing = _child(name, args.device, 1 if "13824" in name else args.repeats, fixed=False)
+        memory = _child(name, args.device, 0, fixed=args.device == "cpu")
+        if timing is None or memory is None:
             return 1
-        row = json.loads(proc.stdout)
+        row = {
+            **timing,
+            "peak_gb_above_import": memory["peak_gb_above_import"],
+            "peak_gb_default_malloc": timing["peak_gb_above_import"],
+        }
         results.append(row)
         print(
             f"{name:34s} {row['seconds_median']:8.3f} s  {row['peak_gb_above_import']:6.2f} GB",
@@ -217,20 +198,31 @@ def main() -> int:
         )
     report = {
         "machine": machine(args.device),
-        "malloc": "default" if args.default_malloc else f"MALLOC_MMAP_THRESHOLD_={MMAP_THRESHOLD}",
+        "memory_run_malloc": f"MALLOC_MMAP_THRESHOLD_={MMAP_THRESHOLD}",
         "results": results,
         "targets": targets(results),
     }
     for line in report["targets"]:
         print(line["check"], "->", "PASS" if line["pass"] else "FAIL", f"({line['value']})")
-    suffix = "-default-malloc" if args.default_malloc else ""
-    out = args.out or ROOT / "results" / "bench" / f"losses-{args.device}{suffix}.json"
+    out = args.out or ROOT / "results" / "bench" / f"losses-{args.device}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(report, indent=2) + "\n")
     tmp.replace(out)  # atomic: never a half-written result
     print(f"wrote {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
     return 0
+
+
+def _child(name: str, device: str, repeats: int, *, fixed: bool) -> dict | None:
+    env = dict(os.environ)
+    if fixed:
+        env["MALLOC_MMAP_THRESHOLD_"] = MMAP_THRESHOLD
+    cmd = [sys.executable, __file__, "--device", device, "--repeats", str(repeats), "--one", name]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
+    if proc.returncode != 0:
+        print(f"error: case {name} failed:\n{proc.stderr}", file=sys.stderr)
+        return None
+    return json.loads(proc.stdout)
 
 
 def targets(results: list[dict]) -> list[dict]:
