@@ -1,0 +1,149 @@
+"""Configuration as plain typed dataclasses: YAML in, ``--set key=value`` overrides, stable hashes.
+
+Every config is a tree of dataclasses with defaults. Loading a YAML mapping or applying an override
+checks each key against the schema and each value against the field's type, so that a typo or a
+wrong type fails at once with one line naming the key, instead of silently training something else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import types
+from pathlib import Path
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+
+import yaml
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A bad configuration key or value; the message is one line naming it."""
+
+
+def from_dict(cls: type[T], data: dict[str, Any] | None, *, where: str = "") -> T:
+    """Build dataclass ``cls`` from a (nested) mapping; keys missing from ``data`` keep defaults."""
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'config'} must be a mapping, got {type(data).__name__}")
+    hints = get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in fields:
+            raise ConfigError(_unknown(key, fields, where))
+    values = {}
+    for name in fields:
+        if name in data:
+            values[name] = _coerce(hints[name], data[name], _join(where, name))
+    return cls(**values)
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """Plain nested dict (tuples become lists), ready for YAML or JSON."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+def apply_overrides(cfg: T, overrides: list[str] | tuple[str, ...]) -> T:
+    """Apply ``section.key=value`` strings; values are parsed as YAML scalars or lists."""
+    data = to_dict(cfg)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {item!r} must look like section.key=value")
+        node, parts = data, key.strip().split(".")
+        for depth, part in enumerate(parts):
+            if not isinstance(node, dict) or part not in node:
+                scope = ".".join(parts[:depth])
+                known = node if isinstance(node, dict) else {}
+                raise ConfigError(_unknown(part, known, scope) + f" (in override {item!r})")
+            if depth == len(parts) - 1:
+                node[part] = yaml.safe_load(raw) if raw.strip() else ""
+            else:
+                node = node[part]
+    return from_dict(type(cfg), data)
+
+
+def load_config(
+    cls: type[T], path: str | Path | None = None, *, overrides: list[str] | tuple[str, ...] = ()
+) -> T:
+    """Defaults of ``cls``, then the YAML file at ``path`` (if any), then ``overrides``."""
+    data = {}
+    if path is not None:
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except OSError as err:
+            raise ConfigError(f"cannot read config {str(path)!r}: {err.strerror}") from None
+        except yaml.YAMLError as err:
+            raise ConfigError(
+                f"config {str(path)!r} is not valid YAML: {str(err).splitlines()[0]}"
+            ) from None
+    return apply_overrides(from_dict(cls, data, where=""), list(overrides))
+
+
+def config_hash(cfg: Any, *, length: int = 12) -> str:
+    """Stable short hash of a config: the run id of everything it determines."""
+    canonical = json.dumps(to_dict(cfg), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:length]
+
+
+def _join(where: str, name: str) -> str:
+    return f"{where}.{name}" if where else name
+
+
+def _unknown(key: str, known, where: str) -> str:
+    close = difflib.get_close_matches(key, list(known), n=1)
+    hint = f"; did you mean {_join(where, close[0])!r}?" if close else ""
+    return f"unknown config key {_join(where, key)!r}{hint} (known: {', '.join(known)})"
+
+
+def _coerce(tp: Any, value: Any, key: str) -> Any:
+    """Check ``value`` against type ``tp`` (converting lists to tuples and ints to floats)."""
+    origin = get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, where=key)
+    if origin in (Union, types.UnionType):
+        options = get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        for option in (o for o in options if o is not type(None)):
+            try:
+                return _coerce(option, value, key)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{key} must be {_describe(tp)}, got {value!r}")
+    if origin is Literal:
+        if value not in get_args(tp):
+            choices = ", ".join(map(repr, get_args(tp)))
+            raise ConfigError(f"{key} must be one of {choices}, got {value!r}")
+        return value
+    if origin is tuple:
+        args = get_args(tp)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key} must be a list, got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(args[0], v, f"{key}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise ConfigError(f"{key} must have {len(args)} items, got {list(value)!r}")
+        return tuple(
+            _coerce(a, v, f"{key}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True))
+        )
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp in (int, float, str, bool) and (type(value) is not tp):
+        raise ConfigError(f"{key} must be {_describe(tp)}, got {value!r}")
+    return value
+
+
+def _describe(tp: Any) -> str:
+    if get_origin(tp) in (Union, types.UnionType):
+        return " or ".join(_describe(a) for a in get_args(tp))
+    if tp is type(None):
+        return "null"
+    return getattr(tp, "__name__", str(tp))
+
+
+__all__ = ["ConfigError", "apply_overrides", "config_hash", "from_dict", "load_config", "to_dict"]
