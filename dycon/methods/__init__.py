@@ -1,0 +1,35 @@
+"""Semi-supervised methods: each maps a batch to named loss terms (see ``base``)."""
+
+from .base import IGNORE_LABEL, Batch, LossTerms, Method, NetworkSpec, StepState, rampup
+from .dycon import REFERENCE_OVERRIDES, DyCON, DyconConfig
+from .mean_teacher import MeanTeacher, MeanTeacherConfig
+from .supervised import Supervised, SupervisedConfig
+from .ua_mt import UAMT, UAMTConfig
+
+# name -> (config class, method class); the engine builds methods from here.
+METHODS = {
+    "supervised": (SupervisedConfig, Supervised),
+    "mt": (MeanTeacherConfig, MeanTeacher),
+    "ua-mt": (UAMTConfig, UAMT),
+    "dycon": (DyconConfig, DyCON),
+}
+
+__all__ = [
+    "IGNORE_LABEL",
+    "METHODS",
+    "REFERENCE_OVERRIDES",
+    "UAMT",
+    "Batch",
+    "DyCON",
+    "DyconConfig",
+    "LossTerms",
+    "MeanTeacher",
+    "MeanTeacherConfig",
+    "Method",
+    "NetworkSpec",
+    "StepState",
+    "Supervised",
+    "SupervisedConfig",
+    "UAMTConfig",
+    "rampup",
+]

@@ -1,0 +1,59 @@
+"""Mean Teacher (Tarvainen & Valpola, NeurIPS 2017) in its 3D medical form.
+
+L = (Dice + CE)(labeled) + w ramp(t) mean (softmax(student) - softmax(teacher))^2, the teacher
+an EMA of the student that sees the input with clipped Gaussian noise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from ..losses import dice_ce_loss
+from .base import (
+    Batch,
+    LossTerms,
+    Method,
+    NetworkSpec,
+    StepState,
+    rampup,
+    softmax_mse,
+    teacher_input,
+)
+
+
+@dataclass(frozen=True)
+class MeanTeacherConfig:
+    consistency: float = 0.1  # w
+    # Iterations to full weight; the official scripts ramp over R "epochs" of 150 iterations.
+    consistency_rampup_steps: int = 6000
+    consistency_on: Literal["unlabeled", "all"] = "unlabeled"  # SSL4MIS / UA-MT lineage
+    noise_std: float = 0.1
+    noise_clip: float = 0.2
+
+
+class MeanTeacher(Method):
+    name = "mt"
+    networks = (NetworkSpec("student"), NetworkSpec("teacher", ema_of="student"))
+
+    def __init__(self, cfg: MeanTeacherConfig | None = None) -> None:
+        self.cfg = cfg or MeanTeacherConfig()
+
+    def __call__(self, batch: Batch, nets: dict[str, nn.Module], state: StepState) -> LossTerms:
+        cfg, n = self.cfg, batch.num_labeled
+        student = nets["student"](batch.image).logits  # (B, K, *S)
+        with torch.no_grad():
+            noisy = teacher_input(batch.image, std=cfg.noise_std, clip=cfg.noise_clip)
+            teacher = nets["teacher"](noisy).logits  # (B, K, *S)
+        rows = slice(n, None) if cfg.consistency_on == "unlabeled" else slice(None)
+        terms = {"sup": dice_ce_loss(student[:n], batch.label[:n])}
+        weights = {"sup": 1.0}
+        if student[rows].shape[0] > 0:
+            terms["consistency"] = softmax_mse(student[rows], teacher[rows])
+            weights["consistency"] = cfg.consistency * rampup(
+                state.step, cfg.consistency_rampup_steps
+            )
+        return LossTerms(terms=terms, weights=weights)
