@@ -1,0 +1,123 @@
+"""The training loop: a smoke run, exact resume after a kill, non-finite handling, label hiding."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from dycon.config import apply_overrides
+from dycon.data.volume import Volume
+from dycon.engine import trainer as trainer_module
+from dycon.engine.schema import ExperimentConfig, normalise
+from dycon.engine.trainer import TrainData, TrainingError, train
+from dycon.methods import LossTerms
+
+
+def _volumes(n=6, size=(36, 36, 20)):
+    rng = np.random.default_rng(0)
+    vols = []
+    for i in range(n):
+        label = np.zeros(size, dtype=np.uint8)
+        c = rng.integers(8, 24, size=3)
+        label[c[0] - 5 : c[0] + 5, c[1] - 5 : c[1] + 5, 4:14] = 1
+        image = (rng.normal(size=size) + 2.0 * label).astype(np.float32)[None]
+        vols.append(Volume(image=image, label=label, spacing=(1.0, 1.0, 1.0), case_id=f"c{i}"))
+    return vols
+
+
+class _Loader:
+    def __init__(self, vols):
+        self.vols = vols
+
+    def __call__(self, i):
+        return self.vols[i]
+
+
+def _config(method="dycon", **extra):
+    overrides = [
+        f"method_name={method}",
+        "data.num_labeled=2",
+        "data.patch=[32, 32, 16]",
+        "data.batch_size=4",
+        "data.labeled_batch_size=2",
+        "model.widths=[4, 8, 8, 16, 16]",
+        "model.embedding_dim=8",
+        "train.iterations=6",
+        "train.checkpoint_every=2",
+        "train.log_every=1",
+        *[f"{k}={v}" for k, v in extra.items()],
+    ]
+    base = apply_overrides(ExperimentConfig(method_name=method), [overrides[0]])
+    return apply_overrides(normalise(base), overrides[1:])
+
+
+def _data():
+    vols = _volumes()
+    return TrainData(train_ids=[v.case_id for v in vols], load=_Loader(vols))
+
+
+def _weights(run_dir):
+    state = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=False)
+    return state["nets"]["student"]
+
+
+@pytest.mark.parametrize("method", ["supervised", "mt", "ua-mt", "dycon"])
+def test_smoke_run_writes_log_and_checkpoint(method, tmp_path):
+    cfg = _config(method, **{"train.iterations": 3})
+    info = train(cfg, data=_data(), run_dir=tmp_path, progress=False)
+    assert info["steps"] == 3 and info["skipped"] == 0
+    lines = [json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines] == [1, 2, 3]
+    assert all(np.isfinite(r["loss"]) for r in lines)
+    assert (tmp_path / "checkpoints" / "last.pt").exists()
+
+
+def test_kill_and_resume_equals_uninterrupted(tmp_path, monkeypatch):
+    cfg = _config("dycon")
+    train(cfg, data=_data(), run_dir=tmp_path / "whole", progress=False)
+    real_step, calls = trainer_module._step, {"n": 0}
+
+    def dying_step(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 4:  # killed during step 4; the last checkpoint is at step 2
+            raise KeyboardInterrupt
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "_step", dying_step)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, data=_data(), run_dir=tmp_path / "killed", progress=False)
+    monkeypatch.setattr(trainer_module, "_step", real_step)
+    train(cfg, data=_data(), run_dir=tmp_path / "killed", progress=False)
+    whole, resumed = _weights(tmp_path / "whole"), _weights(tmp_path / "killed")
+    assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+    steps = [
+        json.loads(x)["step"] for x in (tmp_path / "killed" / "log.jsonl").read_text().splitlines()
+    ]
+    assert steps == [1, 2, 3, 4, 5, 6]  # each step logged once
+
+
+def test_nonfinite_losses_are_skipped_then_abort(tmp_path, monkeypatch):
+    cfg = _config("supervised", **{"train.max_nonfinite": 3})
+
+    def nan_total(self):
+        return torch.tensor(float("nan"), requires_grad=True)
+
+    monkeypatch.setattr(LossTerms, "total", nan_total)
+    with pytest.raises(TrainingError, match="3 non-finite losses in a row"):
+        train(cfg, data=_data(), run_dir=tmp_path, progress=False)
+    lines = [json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [r["skipped"] for r in lines] == [True, True]  # logged before the abort
+
+
+def test_unlabeled_labels_are_hidden_from_methods(tmp_path, monkeypatch):
+    seen = []
+    real = trainer_module.Batch
+
+    def spy(**kwargs):
+        seen.append(kwargs["label"].clone())
+        return real(**kwargs)
+
+    monkeypatch.setattr(trainer_module, "Batch", spy)
+    train(_config("mt", **{"train.iterations": 1}), data=_data(), run_dir=tmp_path, progress=False)
+    assert (seen[0][2:] == -1).all() and (seen[0][:2] >= 0).all()
