@@ -1,0 +1,116 @@
+"""isles-sim presets, constants and every generation parameter.
+
+Everything that changes the generated voxels lives here, so that `dataset_description.json` can
+record it in full (`dataclasses.asdict(SimParams())`). Changing a default changes the data:
+bump `GENERATOR_VERSION` with it, because a complete dataset is reused when preset, seed and
+version match.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+GENERATOR_VERSION = "1.0.0"
+
+SPLITS = ("train_labeled", "train_unlabeled", "val", "test")
+PHENOTYPES = ("embolic", "lacunar", "territorial", "mixed")
+
+# Lesion-size bins in mL, lower bound inclusive: tiny < 0.5 <= small < 2 <= medium < 10 <= large.
+SIZE_BINS = (
+    ("tiny", 0.0, 0.5),
+    ("small", 0.5, 2.0),
+    ("medium", 2.0, 10.0),
+    ("large", 10.0, math.inf),
+)
+
+# 26-connectivity (faces, edges and corners) for lesion components, as in the ISLES'22
+# lesion-wise evaluation; used both when planting lesions and when writing lesions.tsv.
+CONNECTIVITY = 26
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Output grid and split sizes of one isles-sim variant.
+
+    Attributes:
+        name: Preset name recorded in the metadata.
+        shape: Grid size in voxels (X, Y, Z).
+        spacing: Voxel size in mm (X, Y, Z).
+        counts: Number of cases per split, in `SPLITS` order.
+    """
+
+    name: str
+    shape: tuple[int, int, int]
+    spacing: tuple[float, float, float]
+    counts: tuple[int, int, int, int]
+
+    @property
+    def n_cases(self) -> int:
+        return sum(self.counts)
+
+    @property
+    def voxel_ml(self) -> float:
+        return math.prod(self.spacing) / 1000.0
+
+    def split_of_case(self) -> list[str]:
+        """Split name of every case index; splits are contiguous blocks in `SPLITS` order."""
+        return [split for split, n in zip(SPLITS, self.counts, strict=True) for _ in range(n)]
+
+
+# Both grids span 192 x 192 x 168 mm around the brain's bounding box.
+PRESETS = {
+    "default": Preset("default", (64, 64, 48), (3.0, 3.0, 3.5), (8, 32, 8, 24)),
+    "tiny": Preset("tiny", (32, 32, 24), (6.0, 6.0, 7.0), (2, 2, 0, 2)),
+}
+
+
+@dataclass(frozen=True)
+class SimParams:
+    """Generation parameters (ranges are sampled uniformly unless the name says log).
+
+    Attributes are grouped as anatomy, subject transform, phenotypes, lesion shape, lesion
+    intensity and acquisition; see notes/datasets.md section 4 for where the values come from.
+    """
+
+    # Anatomy: brain = rescaled T1 > threshold (holes filled); maps averaged to this step first.
+    brain_threshold: float = 0.2
+    template_step_mm: int = 2
+    # Pseudo-contrasts as weights of (GM, WM, CSF). GM is raised from 0.80 to 0.85 because GM is
+    # visibly brighter than WM in the real DWI; ADC is in 1e-3 mm^2/s.
+    dwi_weights: tuple[float, float, float] = (0.85, 0.62, 0.12)
+    adc_weights: tuple[float, float, float] = (0.85, 0.75, 3.0)
+    tissue_min: float = 0.5  # GM + WM fraction where lesions may grow (not in ventricles)
+    # Per-subject rigid + scale transform.
+    rotation_deg: float = 8.0
+    scale_range: tuple[float, float] = (0.92, 1.08)
+    shift_mm: float = 4.0
+    # Phenotype quota per 20 cases, in PHENOTYPES order.
+    quota: tuple[int, int, int, int] = (7, 4, 6, 3)
+    embolic_count: tuple[int, int] = (3, 15)
+    embolic_log_ml: tuple[float, float] = (0.1, 3.0)
+    embolic_cluster_mm: float = 45.0
+    cortical_gm: float = 0.5  # GM fraction of an embolic anchor
+    embolic_gm: float = 0.3  # GM fraction preferred for embolic members
+    lacunar_count: tuple[int, int] = (1, 3)
+    lacunar_log_ml: tuple[float, float] = (0.3, 8.0)
+    deep_wm: float = 0.6
+    deep_depth_mm: float = 15.0
+    territorial_log_ml: tuple[float, float] = (8.0, 60.0)
+    territorial_depth: tuple[float, float] = (0.3, 0.8)  # centre depth / equivalent radius
+    satellite_count: tuple[int, int] = (0, 3)
+    satellite_log_ml: tuple[float, float] = (0.1, 2.0)
+    satellite_margin_mm: float = 30.0  # satellites lie within radius + margin of the main lesion
+    # Lesion shape: ellipsoid with log axis ratios, roughened by smoothed noise.
+    axis_log_spread: float = 0.35
+    roughness: float = 0.3
+    roughness_scale: float = 0.5  # noise smoothing sigma / equivalent radius
+    # Lesion intensity, partial volume s = max(hard, Gaussian(hard)).
+    dwi_contrast: tuple[float, float] = (0.6, 1.0)
+    adc_contrast: tuple[float, float] = (0.35, 0.55)
+    pv_sigma_vox: float = 0.7
+    # Acquisition.
+    dwi_brain_level: float = 300.0  # median tissue DWI before gain (real ISLES: ~275)
+    gain: tuple[float, float] = (0.8, 1.2)
+    bias_amplitude: tuple[float, float] = (0.05, 0.15)  # field within 1 +- amplitude
+    snr: tuple[float, float] = (12.0, 25.0)

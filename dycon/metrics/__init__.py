@@ -1,0 +1,29 @@
+"""Segmentation metrics: Dice and IoU in %, HD95 and ASD in mm, lesion-wise statistics.
+
+Masks are numpy arrays, 2-D or 3-D, nonzero = foreground. Definitions follow medpy 0.5.2
+(``metric.binary.dc / jc / hd95 / asd``) exactly, with ``spacing`` as medpy's ``voxelspacing``;
+the functions raise ``ValueError`` where medpy raises (a distance to an empty mask).
+:func:`case_metrics` adds the empty-mask policy: ``convention="honest"`` (NaN + flags, optional
+diagonal penalty) or ``convention="official"`` (the DyCON code: voxel units, empty -> 0).
+"""
+
+from .aggregate import MeanCI, mean_ci
+from .case import CONVENTIONS, case_metrics, image_diagonal
+from .lesions import LesionTable, lesion_table
+from .overlap import dice, iou
+from .surface import asd, hd95, surface_distances
+
+__all__ = [
+    "CONVENTIONS",
+    "LesionTable",
+    "MeanCI",
+    "asd",
+    "case_metrics",
+    "dice",
+    "hd95",
+    "image_diagonal",
+    "iou",
+    "lesion_table",
+    "mean_ci",
+    "surface_distances",
+]
