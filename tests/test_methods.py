@@ -1,15 +1,12 @@
 """Methods: one optimisation step lowers each method's loss; switches and label hygiene."""
 
-from dataclasses import dataclass, field
-
 import pytest
 import torch
 
-from dycon.config import apply_overrides
+from dycon.engine.presets import compose
 from dycon.methods import (
     IGNORE_LABEL,
     METHODS,
-    REFERENCE_OVERRIDES,
     Batch,
     DyCON,
     DyconConfig,
@@ -79,20 +76,20 @@ def test_dycon_terms_and_table5_switches():
     assert torch.isfinite(ablated(_batch(), nets, StepState(0, 100)).terms["fecl"])
 
 
-@dataclass(frozen=True)
-class _Wrapper:
-    method: DyconConfig = field(default_factory=DyconConfig)
-
-
-def test_reference_overrides_reproduce_the_official_setting():
-    cfg = apply_overrides(_Wrapper(), list(REFERENCE_OVERRIDES)).method
-    assert (cfg.eta, cfg.fecl_variant, cfg.fecl_labels, cfg.mt_weight) == (
+def test_reference_preset_reproduces_the_official_setting():
+    cfg = compose(dataset="brats19", method="dycon-reference", scale="paper")
+    method_cfg = DyconConfig(**cfg.method)
+    assert (method_cfg.eta, method_cfg.fecl_variant, method_cfg.fecl_labels) == (
         0.5,
         "reference",
         "gt_all",
-        0.1,
     )
-    method = DyCON(cfg)
+    assert (method_cfg.mt_weight, method_cfg.mt_double_softmax, cfg.optim.grad_clip) == (
+        0.1,
+        True,
+        1.0,
+    )
+    method = DyCON(method_cfg)
     assert method.uses_unlabeled_ground_truth
     terms = method(_batch(hide_unlabeled=False), _nets(method), StepState(100, 1000))
     assert set(terms.terms) == {"sup", "uncl", "fecl", "mt"}

@@ -1,7 +1,7 @@
 """Semi-supervised methods: each maps a batch to named loss terms (see ``base``)."""
 
 from .base import IGNORE_LABEL, Batch, LossTerms, Method, NetworkSpec, StepState, rampup
-from .dycon import REFERENCE_OVERRIDES, DyCON, DyconConfig
+from .dycon import DyCON, DyconConfig
 from .mean_teacher import MeanTeacher, MeanTeacherConfig
 from .supervised import Supervised, SupervisedConfig
 from .ua_mt import UAMT, UAMTConfig
@@ -17,7 +17,6 @@ METHODS = {
 __all__ = [
     "IGNORE_LABEL",
     "METHODS",
-    "REFERENCE_OVERRIDES",
     "UAMT",
     "Batch",
     "DyCON",

@@ -3,7 +3,8 @@
     L = L_sup + eta * (L_UnCL + L_FeCL)  [+ the official code's extra MT term, off by default]
 
 Every switch of Table 5 and every difference between the poster and the official code is a field
-of ``DyconConfig``; ``REFERENCE_OVERRIDES`` is the official training's setting of them.
+of ``DyconConfig``; the preset ``dycon-reference`` (dycon/configs/methods) is the official
+training's setting of them.
 """
 
 from __future__ import annotations
@@ -62,19 +63,6 @@ class DyconConfig:
     mt_double_softmax: bool = False
     noise_std: float = 0.1
     noise_clip: float = 0.2
-
-
-# What the official training scripts do (notes: reference-implementation sections 3-5).
-REFERENCE_OVERRIDES = (
-    "method.eta=0.5",
-    "method.uncl_on=all",
-    "method.fecl_variant=reference",
-    "method.fecl_labels=gt_all",
-    "method.fecl_on=unlabeled",
-    "method.entropy_weighting=false",
-    "method.mt_weight=0.1",
-    "method.mt_double_softmax=true",
-)
 
 
 class DyCON(Method):

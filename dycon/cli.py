@@ -1,0 +1,172 @@
+"""Command line: ``python -m dycon data | train | evaluate | run | config``.
+
+Bad input exits with status 2 and one line saying what was wrong and how to fix it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+from .config import ConfigError, to_dict
+from .data.volume import DataError
+
+DATASETS = ("isles-sim", "isles22", "brats19", "pancreas", "la")
+
+
+def _experiment_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", required=True, help=f"one of {', '.join(DATASETS)}")
+    p.add_argument(
+        "--method",
+        required=True,
+        help="method preset: dycon, dycon-reference, mt, ua-mt, supervised",
+    )
+    p.add_argument("--scale", default="quick", help="smoke | quick | paper (default quick)")
+    p.add_argument("--config", help="a YAML file merged over the presets")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config value, e.g. --set train.iterations=100",
+    )
+    p.add_argument("--runs-dir", default="results/runs", help="where run folders live")
+    p.add_argument("--data-root", help="prepared data (default $DYCON_DATA or ./data)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m dycon", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    data = sub.add_parser("data", help="prepare datasets and show what is prepared")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    status = data_sub.add_parser("status", help="what is prepared under DYCON_DATA")
+    status.add_argument("--root", help="data root (default $DYCON_DATA or ./data)")
+    prep = data_sub.add_parser("prepare", help="official download -> training files")
+    prep.add_argument("dataset", choices=DATASETS)
+    prep.add_argument("--raw", help="the downloaded files (not needed for isles-sim and la)")
+    prep.add_argument("--dest", help="output folder (default $DYCON_DATA/<dataset>)")
+    for name, help_text in (
+        ("train", "train a configuration (resumes if interrupted)"),
+        ("evaluate", "evaluate a trained configuration on its test list"),
+        ("run", "train then evaluate"),
+        ("config", "print the composed configuration"),
+    ):
+        p = sub.add_parser(name, help=help_text)
+        _experiment_args(p)
+        if name in ("evaluate", "run"):
+            p.add_argument("--force", action="store_true", help="re-evaluate a finished run")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "data":
+            return _data(args)
+        return _experiment(args)
+    except (ConfigError, DataError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def _data(args) -> int:
+    from .data.prepare import prepare, status
+    from .data.volume import data_root
+
+    if args.data_command == "status":
+        for row in status(args.root):
+            print(json.dumps(row))
+        return 0
+    dest = Path(args.dest) if args.dest else data_root(must_exist=False) / args.dataset
+    path = prepare(args.dataset, raw=args.raw, dest=dest)
+    print(f"prepared {args.dataset} in {path}")
+    return 0
+
+
+def _experiment(args) -> int:
+    from .engine.datasets import dataset_folder, split_cases, train_data
+    from .engine.evaluate import evaluate, run_id
+    from .engine.presets import compose
+    from .engine.trainer import TrainingError, train
+
+    cfg = compose(
+        dataset=args.dataset,
+        method=args.method,
+        scale=args.scale,
+        config_file=args.config,
+        overrides=args.overrides,
+    )
+    text = yaml.safe_dump(to_dict(cfg), sort_keys=False)
+    if args.command == "config":
+        print(text, end="")
+        return 0
+    run_dir = Path(args.runs_dir) / run_id(cfg)
+    _write_config(run_dir, text)
+    summary_path = run_dir / "summary.json"
+    if args.command in ("train", "run"):
+        try:
+            info = train(
+                cfg,
+                data=train_data(cfg, root=args.data_root),
+                run_dir=run_dir,
+                progress=not args.quiet,
+            )
+        except TrainingError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+        _write_json(run_dir / "train.json", info)
+        print(f"trained {run_dir}")
+    if args.command in ("evaluate", "run"):
+        if summary_path.is_file() and not args.force:
+            print(f"already evaluated: {summary_path} (--force to redo)")
+            return 0
+        folder = dataset_folder(cfg, root=args.data_root)
+        test = split_cases(cfg, cfg.data.test_list, folder=folder)
+        train_info = _read_json(run_dir / "train.json")
+        summary = evaluate(
+            cfg, run_dir=run_dir, test=test, train_info=train_info, progress=not args.quiet
+        )
+        m = summary["metrics"]
+        print(
+            f"{summary['run_id']}: Dice {m['dice']['mean']:.2f} % "
+            f"(95% CI {m['dice']['ci95'][0]:.2f}-{m['dice']['ci95'][1]:.2f}), "
+            f"HD95 {m['hd95']['mean']:.2f} {summary['units']['hd95']} "
+            f"({m['hd95']['n_nan']} undefined), {summary['cases']} cases -> {summary_path}"
+        )
+    return 0
+
+
+def _write_config(run_dir: Path, text: str) -> None:
+    from .data._io import write_text_atomic
+
+    path = run_dir / "config.yaml"
+    if path.is_file() and path.read_text() != text:
+        raise ConfigError(
+            f"{str(path)!r} holds a different configuration with the same run id; "
+            "move the run folder away"
+        )
+    if not path.is_file():
+        write_text_atomic(path, text)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    from .data._io import write_text_atomic
+
+    write_text_atomic(path, json.dumps(data, indent=2) + "\n")
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

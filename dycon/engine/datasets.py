@@ -1,0 +1,91 @@
+"""From a config's data section to the cases the engine trains and evaluates on."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..data.readers import read_case
+from ..data.splits import check_split, read_split
+from ..data.volume import DataError, Volume, data_root
+from .schema import ExperimentConfig
+from .trainer import TrainData
+
+SYNTHETIC = {"isles-sim"}
+
+
+def dataset_folder(cfg: ExperimentConfig, *, root: str | Path | None = None) -> Path:
+    """``$DYCON_DATA/<dataset>``; isles-sim is generated on first use, with a banner."""
+    name = cfg.data.dataset
+    base = data_root(root, must_exist=name not in SYNTHETIC)
+    folder = base / name
+    if not (folder / "manifest.json").is_file():
+        if name not in SYNTHETIC:
+            raise DataError(
+                f"dataset {name!r} is not prepared under {str(base)!r}; run "
+                f"`python -m dycon data prepare {name} --raw <download dir>` "
+                "(see book/data.md)"
+            )
+        from ..data.prepare import prepare  # generation pulls in the template only when needed
+
+        print(
+            f"[dycon] {name}: SYNTHETIC data (not a real dataset), generating it once under "
+            f"{str(folder)!r}"
+        )
+        prepare(name, dest=folder)
+    return folder
+
+
+class CaseLoader:
+    """Picklable loader of the cases of one split, cached in memory (cases are small)."""
+
+    def __init__(self, dataset: str, folder: Path, ids: list[str], *, cache: bool = True) -> None:
+        self.dataset, self.folder, self.ids, self.cache = dataset, folder, ids, cache
+        self._cache: dict[int, Volume] = {}
+
+    def __call__(self, index: int) -> Volume:
+        if index not in self._cache:
+            volume = read_case(self.dataset, self.folder, self.ids[index])
+            if not self.cache:
+                return volume
+            self._cache[index] = volume
+        return self._cache[index]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass
+class SplitData:
+    ids: list[str]
+    load: CaseLoader
+
+
+def split_cases(cfg: ExperimentConfig, split_file: str, *, folder: Path) -> SplitData:
+    path = folder / split_file
+    ids = read_split(path)
+    check_split(ids, prepared_cases(folder), split_file=path)
+    return SplitData(ids=ids, load=CaseLoader(cfg.data.dataset, folder, ids))
+
+
+def prepared_cases(folder: Path) -> set[str]:
+    """Case ids the prepare step wrote (its manifest is written last, so it is complete)."""
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+        return {str(case["case"]) for case in manifest["cases"]}
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise DataError(
+            f"cannot read {str(folder / 'manifest.json')!r} ({type(err).__name__}); "
+            "re-run the prepare step for this dataset"
+        ) from None
+
+
+def train_data(cfg: ExperimentConfig, *, root: str | Path | None = None) -> TrainData:
+    split = split_cases(cfg, cfg.data.train_list, folder=dataset_folder(cfg, root=root))
+    if cfg.data.num_labeled >= len(split.ids):
+        raise DataError(
+            f"data.num_labeled={cfg.data.num_labeled} leaves no unlabeled case in "
+            f"{cfg.data.train_list} ({len(split.ids)} cases); lower it"
+        )
+    return TrainData(train_ids=split.ids, load=split.load)

@@ -1,0 +1,59 @@
+"""Compose an experiment from presets: dataset < method < scale < config file < --set overrides."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from ..config import ConfigError, apply_overrides, from_dict
+from .schema import ExperimentConfig, normalise
+
+KINDS = ("datasets", "methods", "scales")
+
+
+def available(kind: str) -> list[str]:
+    folder = resources.files("dycon") / "configs" / kind
+    return sorted(
+        p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml")
+    )
+
+
+def preset(kind: str, name: str) -> dict:
+    path = resources.files("dycon") / "configs" / kind / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"unknown {kind[:-1]} {name!r}; available: {', '.join(available(kind))}")
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def merge(base: dict, update: dict) -> dict:
+    """Deep merge: mappings merge key by key, anything else replaces."""
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def compose(
+    *,
+    dataset: str,
+    method: str,
+    scale: str = "quick",
+    config_file: str | Path | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+) -> ExperimentConfig:
+    """The experiment config of ``dataset`` x ``method`` at ``scale``, then file and overrides."""
+    data: dict = {}
+    for kind, name in (("datasets", dataset), ("methods", method), ("scales", scale)):
+        data = merge(data, preset(kind, name))
+    if config_file is not None:
+        try:
+            data = merge(data, yaml.safe_load(Path(config_file).read_text()) or {})
+        except OSError as err:
+            raise ConfigError(f"cannot read config {str(config_file)!r}: {err.strerror}") from None
+    cfg = normalise(from_dict(ExperimentConfig, data))
+    return normalise(apply_overrides(cfg, list(overrides)))
