@@ -25,6 +25,8 @@ lint: setup
 
 bench: setup
 	$(PY) bench/losses.py
+	$(PY) bench/metrics.py
+	$(PY) bench/train_step.py
 
 clean-venv:
 	rm -rf $(VENV)
