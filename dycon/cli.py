@@ -51,6 +51,15 @@ def build_parser() -> argparse.ArgumentParser:
     prep.add_argument("dataset", choices=DATASETS)
     prep.add_argument("--raw", help="the downloaded files (not needed for isles-sim and la)")
     prep.add_argument("--dest", help="output folder (default $DYCON_DATA/<dataset>)")
+    prep.add_argument(
+        "--option",
+        dest="options",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a prepare option, e.g. --option verify=false "
+        "(YAML value; the options of each dataset are listed in book/data.md)",
+    )
     for name, help_text in (
         ("train", "train a configuration (resumes if interrupted)"),
         ("evaluate", "evaluate a trained configuration on its test list"),
@@ -84,7 +93,13 @@ def _data(args) -> int:
             print(json.dumps(row))
         return 0
     dest = Path(args.dest) if args.dest else data_root(must_exist=False) / args.dataset
-    path = prepare(args.dataset, raw=args.raw, dest=dest)
+    options = {}
+    for item in args.options:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise DataError(f"--option {item!r} must look like key=value")
+        options[key.strip()] = yaml.safe_load(value)
+    path = prepare(args.dataset, raw=args.raw, dest=dest, **options)
     print(f"prepared {args.dataset} in {path}")
     return 0
 

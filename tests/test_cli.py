@@ -1,0 +1,103 @@
+"""The command line: one-line errors with exit status 2, and a smoke run end to end."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from dycon.cli import main
+
+
+def _run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["config", "--dataset", "nope", "--method", "dycon"], "unknown dataset 'nope'"),
+        (["config", "--dataset", "la", "--method", "dycon", "--scale", "huge"], "unknown scale"),
+        (
+            ["config", "--dataset", "la", "--method", "dycon", "--set", "train.iteration=3"],
+            "did you mean 'train.iterations'",
+        ),
+        (
+            ["config", "--dataset", "la", "--method", "dycon", "--set", "optim.lr=fast"],
+            "optim.lr must be float",
+        ),
+        (
+            ["config", "--dataset", "la", "--method", "dycon", "--config", "missing.yaml"],
+            "cannot read config",
+        ),
+    ],
+)
+def test_bad_configuration_exits_2_with_one_line(capsys, argv, message):
+    code, _, err = _run(capsys, *argv)
+    assert code == 2
+    assert message in err and err.count("\n") == 1
+
+
+def test_missing_data_root_names_the_variable_and_the_page(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("DYCON_DATA", str(tmp_path / "nowhere"))
+    code, _, err = _run(capsys, "data", "status")
+    assert code == 2 and "DYCON_DATA" in err and "book/data.md" in err
+
+
+def test_unprepared_real_dataset_says_how_to_prepare(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("DYCON_DATA", str(tmp_path))
+    code, _, err = _run(
+        capsys,
+        "train",
+        "--dataset",
+        "brats19",
+        "--method",
+        "dycon",
+        "--scale",
+        "smoke",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--quiet",
+    )
+    assert code == 2 and "python -m dycon data prepare brats19" in err
+
+
+def test_module_entry_point_exit_status():
+    proc = subprocess.run(
+        [sys.executable, "-m", "dycon", "config", "--dataset", "nope", "--method", "dycon"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2 and proc.stderr.startswith("error: ")
+
+
+@pytest.mark.slow
+def test_smoke_run_on_isles_sim_end_to_end(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("DYCON_DATA", str(tmp_path / "data"))
+    argv = [
+        "run",
+        "--dataset",
+        "isles-sim",
+        "--method",
+        "dycon",
+        "--scale",
+        "smoke",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--quiet",
+    ]
+    code, out, err = _run(capsys, *argv)
+    assert code == 0, err
+    assert "SYNTHETIC" in out  # the banner
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["data_kind"] == "synthetic" and summary["scale"] == "smoke"
+    assert summary["cases"] == 24 and summary["protocol"]["model_selection"] == "final"
+    assert 0.0 <= summary["metrics"]["dice"]["mean"] <= 100.0
+    assert {"config.yaml", "log.jsonl", "per_case.csv", "train.json"} <= {
+        p.name for p in run_dir.iterdir()
+    }
+    code, out, _ = _run(capsys, *argv)  # the same command again: nothing recomputed
+    assert code == 0 and "already evaluated" in out
