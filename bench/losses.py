@@ -48,7 +48,9 @@ CASES = {
             "fecl-reference-streaming",
             "fecl-reference-dense",
         )
-        if not (n == 13824 and kind.endswith("dense"))
+        # At N = 13,824 the dense forms would need ~3 GB per (B, N, N) tensor, and the reference
+        # form (checkpointed autograd, no target) takes minutes a run on 2 cores: not run there.
+        if not (n == 13824 and (kind.endswith("dense") or "reference" in kind))
     },
     "uncl-8x2x96^3": ("uncl", (8, 2, 96, 96, 96), {}),
 }
