@@ -7,16 +7,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
 from dycon.data._io import sha256_file
-from dycon.data.readers._common import bare_id, one_line
+from dycon.data.readers._common import bare_id
+from dycon.data.readers.bids import load_nifti as load_nifti_file
 from dycon.data.splits import PINNED_LISTS, fetch_split_lists, read_split, write_split
 from dycon.data.volume import DATA_PAGE, DataError, data_root
 
@@ -69,19 +68,8 @@ def load_nifti(path: Path, *, fix: str) -> tuple[np.ndarray, tuple[float, float,
     Raises:
         DataError: unreadable, truncated or not 3-D (a trailing axis of length 1 is dropped).
     """
-    try:
-        image = nib.load(path)
-        data = np.asanyarray(image.dataobj)
-    except (nib.filebasedimages.ImageFileError, OSError, EOFError, zlib.error, ValueError) as exc:
-        raise DataError(
-            f"{str(path)!r}: cannot read NIfTI file, truncated or corrupt ({one_line(exc)}); {fix}"
-        ) from exc
-    if data.ndim == 4 and data.shape[3] == 1:
-        data = data[..., 0]
-    if data.ndim != 3:
-        raise DataError(f"{str(path)!r}: expected a 3-D volume, got shape {data.shape}; {fix}")
-    zooms = tuple(float(z) for z in image.header.get_zooms()[:3])
-    return data, zooms
+    data, _, spacing = load_nifti_file(path, canonical=False, fix=fix)
+    return data, spacing
 
 
 def require_finite(array: np.ndarray, path: PathLike, *, fix: str) -> None:

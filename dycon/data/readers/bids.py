@@ -56,19 +56,28 @@ def _find(root: Path, case: str, suffix: str, *, derivative: bool) -> Path:
     return hits[0]
 
 
-def _load_canonical(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float]]:
-    """(data, affine, spacing) of a NIfTI file after reorientation to RAS+."""
+def load_nifti(
+    path: Path, *, canonical: bool = True, fix: str = _FIX
+) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float]]:
+    """(data, affine, spacing) of a 3-D NIfTI file, reoriented to RAS+ when ``canonical``.
+
+    Raises:
+        DataError: unreadable, truncated or not 3-D (a trailing axis of length 1 is dropped);
+            the message names the file and ends with ``fix``.
+    """
     try:
-        image = nib.as_closest_canonical(nib.load(path))
+        image = nib.load(path)
+        if canonical:
+            image = nib.as_closest_canonical(image)
         data = np.asanyarray(image.dataobj)
     except (nib.filebasedimages.ImageFileError, OSError, EOFError, zlib.error, ValueError) as exc:
         raise DataError(
-            f"{str(path)!r}: cannot read NIfTI file, truncated or corrupt ({one_line(exc)}); {_FIX}"
+            f"{str(path)!r}: cannot read NIfTI file, truncated or corrupt ({one_line(exc)}); {fix}"
         ) from exc
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
     if data.ndim != 3:
-        raise DataError(f"{str(path)!r}: expected a 3-D volume, got shape {data.shape}; {_FIX}")
+        raise DataError(f"{str(path)!r}: expected a 3-D volume, got shape {data.shape}; {fix}")
     spacing = tuple(float(z) for z in image.header.get_zooms()[:3])
     return data, image.affine, spacing
 
@@ -92,10 +101,10 @@ def read_isles_bids(raw_root: PathLike, case_id: str, *, adc: bool = False) -> V
     dwi_path = _find(root, case, "dwi", derivative=False)
     paths = [dwi_path] + ([_find(root, case, "adc", derivative=False)] if adc else [])
     mask_path = _find(root, case, "msk", derivative=True)
-    dwi, affine, spacing = _load_canonical(dwi_path)
+    dwi, affine, spacing = load_nifti(dwi_path)
     channels = [dwi]
     for path in [*paths[1:], mask_path]:
-        data, other_affine, _ = _load_canonical(path)
+        data, other_affine, _ = load_nifti(path)
         if data.shape != dwi.shape or not np.allclose(other_affine, affine, atol=_AFFINE_ATOL):
             raise DataError(
                 f"{str(path)!r}: grid {data.shape} does not match the DWI {str(dwi_path)!r} "
