@@ -90,7 +90,13 @@ def _data(args) -> int:
 
     if args.data_command == "status":
         for row in status(args.root):
-            print(json.dumps(row))
+            todo = "" if row["state"] == "prepared" else f"  -> {row['command']}"
+            print(
+                f"{row['dataset']:10s} {row['state']:9s} {row['cases']:4d} cases  "
+                f"{row['path']}{todo}"
+            )
+            if row.get("detail"):
+                print(f"{'':10s} {row['detail']}")
         return 0
     dest = Path(args.dest) if args.dest else data_root(must_exist=False) / args.dataset
     options = {}
