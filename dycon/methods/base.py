@@ -10,12 +10,13 @@ a transform of the batch inside the method).
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
+
+from ..losses._checks import sigmoid_ramp
 
 IGNORE_LABEL = -1  # what unlabeled rows of ``Batch.label`` hold unless a method asks for them
 
@@ -72,15 +73,7 @@ class Method(ABC):
 
 def rampup(step: float, length: float) -> float:
     """Laine & Aila (2017) sigmoid ramp-up exp(-5 (1 - t/L)^2), 1 from t >= L; 1 when L == 0."""
-    if length <= 0:
-        return 1.0
-    t = min(max(step / length, 0.0), 1.0)
-    return math.exp(-5.0 * (1.0 - t) ** 2)
-
-
-def teacher_input(image: Tensor, *, std: float = 0.1, clip: float = 0.2) -> Tensor:
-    """The mean teacher's input: x + clip(N(0, std^2), -clip, clip), as in the official code."""
-    return image + torch.clamp(torch.randn_like(image) * std, -clip, clip)
+    return 1.0 if length <= 0 else sigmoid_ramp(step / length, 0.0, 1.0)
 
 
 def softmax_mse(student_logits: Tensor, teacher_logits: Tensor) -> Tensor:

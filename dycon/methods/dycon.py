@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..data.transforms import add_teacher_noise
 from ..losses import beta_schedule, dice_ce_loss, fecl_loss, fecl_token_labels, uncl_loss
 from .base import (
     Batch,
@@ -25,7 +26,6 @@ from .base import (
     StepState,
     rampup,
     softmax_mse,
-    teacher_input,
 )
 
 
@@ -77,7 +77,9 @@ class DyCON(Method):
         cfg, n = self.cfg, batch.num_labeled
         s = nets["student"](batch.image)
         with torch.no_grad():
-            t = nets["teacher"](teacher_input(batch.image, std=cfg.noise_std, clip=cfg.noise_clip))
+            t = nets["teacher"](
+                add_teacher_noise(batch.image, std=cfg.noise_std, clip=cfg.noise_clip)
+            )
         terms = {"sup": dice_ce_loss(s.logits[:n], batch.label[:n])}
         weights = {"sup": cfg.sup_weight}
         eta = cfg.eta * rampup(state.step, cfg.eta_rampup_steps)

@@ -12,6 +12,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from ..data.transforms import add_teacher_noise
 from ..losses import dice_ce_loss
 from .base import (
     Batch,
@@ -21,7 +22,6 @@ from .base import (
     StepState,
     rampup,
     softmax_mse,
-    teacher_input,
 )
 
 
@@ -46,7 +46,7 @@ class MeanTeacher(Method):
         cfg, n = self.cfg, batch.num_labeled
         student = nets["student"](batch.image).logits  # (B, K, *S)
         with torch.no_grad():
-            noisy = teacher_input(batch.image, std=cfg.noise_std, clip=cfg.noise_clip)
+            noisy = add_teacher_noise(batch.image, std=cfg.noise_std, clip=cfg.noise_clip)
             teacher = nets["teacher"](noisy).logits  # (B, K, *S)
         rows = slice(n, None) if cfg.consistency_on == "unlabeled" else slice(None)
         terms = {"sup": dice_ce_loss(student[:n], batch.label[:n])}

@@ -16,8 +16,9 @@ from typing import Literal
 import torch
 from torch import nn
 
+from ..data.transforms import add_teacher_noise
 from ..losses import dice_ce_loss
-from .base import Batch, LossTerms, Method, NetworkSpec, StepState, rampup, teacher_input
+from .base import Batch, LossTerms, Method, NetworkSpec, StepState, rampup
 
 
 @dataclass(frozen=True)
@@ -72,4 +73,4 @@ class UAMT(Method):
         )
 
     def _noisy(self, x):
-        return teacher_input(x, std=self.cfg.noise_std, clip=self.cfg.noise_clip)
+        return add_teacher_noise(x, std=self.cfg.noise_std, clip=self.cfg.noise_clip)
