@@ -112,9 +112,11 @@ def _data(args) -> int:
 
 def _experiment(args) -> int:
     from .engine.datasets import dataset_folder, split_cases, train_data
-    from .engine.evaluate import evaluate, run_id
+    from .engine.distributed import barrier, init_world
+    from .engine.evaluate import evaluate
     from .engine.presets import compose
-    from .engine.trainer import TrainingError, train
+    from .engine.runs import run_id, write_run_config
+    from .engine.trainer import TrainingError, resolve_device, train
 
     cfg = compose(
         dataset=args.dataset,
@@ -128,9 +130,14 @@ def _experiment(args) -> int:
         print(text, end="")
         return 0
     run_dir = Path(args.runs_dir) / run_id(cfg)
-    _write_config(run_dir, text)
+    write_run_config(run_dir, cfg)
     summary_path = run_dir / "summary.json"
     if args.command in ("train", "run"):
+        world, _ = init_world(resolve_device(cfg.train.device))
+        if world.size > 1:  # rank 0 alone generates or checks the data; the others wait for it
+            if world.is_main:
+                dataset_folder(cfg, root=args.data_root)
+            barrier(world)
         try:
             info = train(
                 cfg,
@@ -141,6 +148,8 @@ def _experiment(args) -> int:
         except TrainingError as err:
             print(f"error: {err}", file=sys.stderr)
             return 1
+        if not world.is_main:  # under torchrun rank 0 alone records and evaluates
+            return 0
         _write_json(run_dir / "train.json", info)
         print(f"trained {run_dir}")
     if args.command in ("evaluate", "run"):
@@ -161,19 +170,6 @@ def _experiment(args) -> int:
             f"({m['hd95']['n_nan']} undefined), {summary['cases']} cases -> {summary_path}"
         )
     return 0
-
-
-def _write_config(run_dir: Path, text: str) -> None:
-    from .data._io import write_text_atomic
-
-    path = run_dir / "config.yaml"
-    if path.is_file() and path.read_text() != text:
-        raise ConfigError(
-            f"{str(path)!r} holds a different configuration with the same run id; "
-            "move the run folder away"
-        )
-    if not path.is_file():
-        write_text_atomic(path, text)
 
 
 def _write_json(path: Path, data: dict) -> None:

@@ -101,3 +101,23 @@ def test_smoke_run_on_isles_sim_end_to_end(capsys, tmp_path, monkeypatch):
     }
     code, out, _ = _run(capsys, *argv)  # the same command again: nothing recomputed
     assert code == 0 and "already evaluated" in out
+
+
+@pytest.mark.slow
+def test_best_val_selects_on_validation_and_says_which_step(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("DYCON_DATA", str(tmp_path / "data"))
+    common = ["--dataset", "isles-sim", "--method", "mt", "--scale", "smoke"]
+    common += ["--runs-dir", str(tmp_path / "runs"), "--quiet"]
+    code, _, err = _run(capsys, "run", *common, "--set", "eval.select=best_val")
+    assert code == 0, err
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    train_info = json.loads((run_dir / "train.json").read_text())
+    assert summary["protocol"]["model_selection"] == "best_val"
+    assert summary["protocol"]["selected_step"] == train_info["best"]["step"]
+    logged = [json.loads(x) for x in (run_dir / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in logged if "val_dice" in r] == [2, 4]  # every checkpoint_every
+    code, _, err = _run(
+        capsys, "train", *common, "--set", "eval.select=best_val", "--set", "data.val_list=null"
+    )
+    assert code == 2 and "has no validation list" in err and err.count("\n") == 1

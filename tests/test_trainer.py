@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from dycon.config import apply_overrides
+from dycon.config import ConfigError, apply_overrides
 from dycon.data.volume import Volume
 from dycon.engine import trainer as trainer_module
 from dycon.engine.schema import ExperimentConfig, normalise
@@ -121,3 +121,29 @@ def test_unlabeled_labels_are_hidden_from_methods(tmp_path, monkeypatch):
     monkeypatch.setattr(trainer_module, "Batch", spy)
     train(_config("mt", **{"train.iterations": 1}), data=_data(), run_dir=tmp_path, progress=False)
     assert (seen[0][2:] == -1).all() and (seen[0][:2] >= 0).all()
+
+
+def test_validation_logs_dice_and_keeps_the_best_checkpoint(tmp_path):
+    vols = _volumes(8)
+    data = TrainData(
+        train_ids=[v.case_id for v in vols[:6]],
+        load=_Loader(vols[:6]),
+        val_ids=[v.case_id for v in vols[6:]],
+        val_load=_Loader(vols[6:]),
+    )
+    cfg = _config("mt", **{"train.val_every": 2, "eval.stride": "[16, 16, 8]"})
+    info = train(cfg, data=data, run_dir=tmp_path, progress=False)
+    lines = [json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines()]
+    scores = {r["step"]: r["val_dice"] for r in lines if "val_dice" in r}
+    assert sorted(scores) == [2, 4, 6] and all(0.0 <= v <= 100.0 for v in scores.values())
+    best_step = max(scores, key=lambda s: (scores[s], -s))  # the first of equal scores is kept
+    assert info["best"] == {"step": best_step, "val_dice": scores[best_step]}
+    best = torch.load(tmp_path / "checkpoints" / "best.pt", weights_only=False)
+    assert best["step"] == best_step and set(best["nets"]) == {"student"}
+
+
+def test_best_val_without_a_validation_list_is_a_config_error(tmp_path):
+    cfg = _config("mt", **{"eval.select": "best_val"})
+    with pytest.raises(ConfigError, match="needs a validation list"):
+        train(cfg, data=_data(), run_dir=tmp_path, progress=False)
+    assert not (tmp_path / "checkpoints").exists()

@@ -6,11 +6,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..config import ConfigError
 from ..data.readers import read_case
 from ..data.splits import check_split, read_split
 from ..data.volume import DataError, Volume, data_root
 from .schema import ExperimentConfig
-from .trainer import TrainData
+from .trainer import TrainData, validation_interval
 
 SYNTHETIC = {"isles-sim"}
 
@@ -82,10 +83,21 @@ def prepared_cases(folder: Path) -> set[str]:
 
 
 def train_data(cfg: ExperimentConfig, *, root: str | Path | None = None) -> TrainData:
-    split = split_cases(cfg, cfg.data.train_list, folder=dataset_folder(cfg, root=root))
+    """The train list, plus the validation list when the run validates (``train.val_every`` or
+    ``eval.select=best_val``); the test list is never opened here."""
+    folder = dataset_folder(cfg, root=root)
+    split = split_cases(cfg, cfg.data.train_list, folder=folder)
     if cfg.data.num_labeled >= len(split.ids):
         raise DataError(
             f"data.num_labeled={cfg.data.num_labeled} leaves no unlabeled case in "
             f"{cfg.data.train_list} ({len(split.ids)} cases); lower it"
         )
-    return TrainData(train_ids=split.ids, load=split.load)
+    if not validation_interval(cfg):
+        return TrainData(train_ids=split.ids, load=split.load)
+    if cfg.data.val_list is None:
+        raise ConfigError(
+            f"dataset {cfg.data.dataset!r} has no validation list (data.val_list is null), so "
+            "it cannot validate: use eval.select=final and train.val_every=0"
+        )
+    val = split_cases(cfg, cfg.data.val_list, folder=folder)
+    return TrainData(train_ids=split.ids, load=split.load, val_ids=val.ids, val_load=val.load)

@@ -24,6 +24,7 @@ from ..metrics import case_metrics, mean_ci
 from .checkpoint import load_checkpoint
 from .datasets import SYNTHETIC, SplitData
 from .inference import sliding_window_predict
+from .runs import run_id
 from .schema import ExperimentConfig
 from .trainer import build_model, resolve_device
 
@@ -47,21 +48,30 @@ def evaluate(
     train_info: dict | None = None,
     progress: bool = True,
 ) -> dict:
-    """Sliding-window predictions of the final checkpoint on ``test``; writes per_case.csv and
-    summary.json atomically and returns the summary."""
-    if cfg.eval.select != "final":
-        raise ConfigError("eval.select=best_val is not available yet; use eval.select=final")
+    """Sliding-window predictions of the selected checkpoint on ``test``; writes per_case.csv
+    and summary.json atomically and returns the summary.
+
+    ``eval.select=final`` (default) scores the last checkpoint; ``best_val`` the one with the best
+    validation Dice, kept by the trainer (``train.val_every``). Nothing here ever selects on test.
+    """
     device = resolve_device(cfg.train.device)
     model = build_model(cfg).to(device)
-    ckpt = run_dir / "checkpoints" / "last.pt"
-    if not ckpt.is_file():
-        raise ConfigError(f"no checkpoint at {str(ckpt)!r}: train this configuration first")
-    info = load_checkpoint(ckpt, nets={cfg.eval.model: model}, optimizers={}, restore_rng=False)
+    last = run_dir / "checkpoints" / "last.pt"
+    if not last.is_file():
+        raise ConfigError(f"no checkpoint at {str(last)!r}: train this configuration first")
+    info = load_checkpoint(last, nets={}, optimizers={}, restore_rng=False)
     if info["step"] != cfg.train.iterations:
         raise ConfigError(
-            f"{str(ckpt)!r} is at step {info['step']} of {cfg.train.iterations}: "
+            f"{str(last)!r} is at step {info['step']} of {cfg.train.iterations}: "
             "finish training (the same command resumes) before evaluating"
         )
+    ckpt = last if cfg.eval.select == "final" else run_dir / "checkpoints" / "best.pt"
+    if not ckpt.is_file():
+        raise ConfigError(
+            f"eval.select=best_val but {str(ckpt)!r} is missing: this run was trained without "
+            "validation; retrain with train.val_every > 0 or use eval.select=final"
+        )
+    selected = load_checkpoint(ckpt, nets={cfg.eval.model: model}, optimizers={}, restore_rng=False)
     model.eval()
     patch = cfg.eval.patch or cfg.data.patch
     rows, start = [], time.perf_counter()
@@ -87,7 +97,8 @@ def evaluate(
         rows.append({"case": case, **row, "seconds": round(time.perf_counter() - t0, 3)})
         if progress:
             print(f"  {case}: dice {row['dice']:.2f}", file=sys.stderr)
-    summary = _summary(cfg, rows, train_info or {}, time.perf_counter() - start, device)
+    train_info = {**(train_info or {}), "selected_step": selected["step"]}
+    summary = _summary(cfg, rows, train_info, time.perf_counter() - start, device)
     _write_csv(run_dir / "per_case.csv", rows)
     write_text_atomic(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
@@ -125,6 +136,7 @@ def _summary(cfg, rows, train_info, eval_seconds, device) -> dict:
         "seed": cfg.train.seed,
         "protocol": {
             "model_selection": cfg.eval.select,
+            "selected_step": train_info.get("selected_step"),
             "model": cfg.eval.model,
             "convention": cfg.eval.convention,
             "test_list": cfg.data.test_list,
@@ -171,8 +183,3 @@ def _git_commit() -> str | None:
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
-
-
-def run_id(cfg: ExperimentConfig) -> str:
-    """Readable prefix + config hash: the same config always maps to the same run folder."""
-    return f"{cfg.data.dataset}-{cfg.method_name}-{cfg.scale}-s{cfg.train.seed}-{config_hash(cfg)}"

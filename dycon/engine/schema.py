@@ -53,6 +53,7 @@ class TrainConfig:
     ema_decay: float = 0.99
     amp: bool = False  # bf16 autocast, CUDA only
     checkpoint_every: int = 1000
+    val_every: int = 0  # validation Dice every N steps (0: never, or checkpoint_every for best_val)
     log_every: int = 10
     max_nonfinite: int = 10  # consecutive non-finite losses before aborting
     device: str = "auto"  # auto | cpu | cuda | cuda:N

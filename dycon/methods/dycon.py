@@ -33,7 +33,8 @@ from .base import (
 class DyconConfig:
     sup_weight: float = 1.0
     eta: float = 1.0  # weight of UnCL + FeCL, Eq. (5)
-    eta_rampup_steps: int = 0  # 0: constant, as in the official code
+    # Ramp lengths are fractions of train.iterations, so a quick run ramps like a paper run.
+    eta_rampup: float = 0.0  # 0: constant, as in the official code
     use_uncl: bool = True
     use_fecl: bool = True
     # UnCL, Eqs. (1)-(2); beta decays over the whole run
@@ -56,10 +57,10 @@ class DyconConfig:
     similarity_form: Literal["affine", "clamped"] = "affine"
     hard_negative_form: Literal["per_negative", "once"] = "per_negative"
     detach_weights: bool = True
-    fecl_rampup_steps: int = 9000  # reference thresholds: 1500 labeled epochs = 9000 it on BraTS
+    fecl_rampup: float = 0.45  # reference thresholds: 1500 labeled epochs = 9000 of 20000 it
     # The official code's extra Mean-Teacher term (softmax applied twice in the official code)
     mt_weight: float = 0.0
-    mt_rampup_steps: int = 30000  # 200 "epochs" of 150 iterations
+    mt_rampup: float = 1.5  # 200 "epochs" of 150 iterations = 30000 of 20000: never reached
     mt_double_softmax: bool = False
     noise_std: float = 0.1
     noise_clip: float = 0.2
@@ -82,7 +83,7 @@ class DyCON(Method):
             )
         terms = {"sup": dice_ce_loss(s.logits[:n], batch.label[:n])}
         weights = {"sup": cfg.sup_weight}
-        eta = cfg.eta * rampup(state.step, cfg.eta_rampup_steps)
+        eta = cfg.eta * rampup(state.step, cfg.eta_rampup * state.total_steps)
         logs = {"eta": eta}
         if cfg.use_uncl:
             rows = slice(n, None) if cfg.uncl_on == "unlabeled" else slice(None)
@@ -106,7 +107,7 @@ class DyCON(Method):
             if cfg.mt_double_softmax:  # the official code passes probabilities as logits
                 student, teacher = student.softmax(1), teacher.softmax(1)
             terms["mt"] = softmax_mse(student, teacher)
-            weights["mt"] = cfg.mt_weight * rampup(state.step, cfg.mt_rampup_steps)
+            weights["mt"] = cfg.mt_weight * rampup(state.step, cfg.mt_rampup * state.total_steps)
         return LossTerms(terms=terms, weights=weights, logs=logs)
 
     def _fecl(self, batch: Batch, s, t, rows: slice, state: StepState) -> Tensor:
@@ -127,7 +128,7 @@ class DyCON(Method):
             p = torch.softmax(s.logits.float(), dim=1)
             voxel_entropy = -(p * torch.log(p.clamp_min(1e-12))).sum(1, keepdim=True)  # (B,1,*S)
             entropy = F.adaptive_avg_pool3d(voxel_entropy, grid).flatten(1)  # (B, N) token mean
-        progress = min(state.step / max(cfg.fecl_rampup_steps, 1), 1.0)
+        progress = min(state.step / max(cfg.fecl_rampup * state.total_steps, 1.0), 1.0)
         return fecl_loss(
             tokens[rows],
             labels[rows],

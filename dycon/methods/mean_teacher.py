@@ -28,8 +28,9 @@ from .base import (
 @dataclass(frozen=True)
 class MeanTeacherConfig:
     consistency: float = 0.1  # w
-    # Iterations to full weight; the official scripts ramp over R "epochs" of 150 iterations.
-    consistency_rampup_steps: int = 6000
+    # Fraction of train.iterations to full weight, so every scale ramps alike: the official
+    # scripts ramp over 40 "epochs" of 150 iterations, 6000 of the 20000 at the paper scale.
+    consistency_rampup: float = 0.3
     consistency_on: Literal["unlabeled", "all"] = "unlabeled"  # SSL4MIS / UA-MT lineage
     noise_std: float = 0.1
     noise_clip: float = 0.2
@@ -54,6 +55,6 @@ class MeanTeacher(Method):
         if student[rows].shape[0] > 0:
             terms["consistency"] = softmax_mse(student[rows], teacher[rows])
             weights["consistency"] = cfg.consistency * rampup(
-                state.step, cfg.consistency_rampup_steps
+                state.step, cfg.consistency_rampup * state.total_steps
             )
         return LossTerms(terms=terms, weights=weights)

@@ -24,7 +24,7 @@ from .base import Batch, LossTerms, Method, NetworkSpec, StepState, rampup
 @dataclass(frozen=True)
 class UAMTConfig:
     consistency: float = 0.1
-    consistency_rampup_steps: int = 6000
+    consistency_rampup: float = 0.3  # fraction of train.iterations, as in MeanTeacherConfig
     consistency_on: Literal["unlabeled", "all"] = "unlabeled"  # the README's "_unlabel" script
     mc_passes: int = 8  # T
     threshold_start: float = 0.75  # H(0) = 0.75 ln C
@@ -65,7 +65,9 @@ class UAMT(Method):
         mask = (uncertainty < threshold * math.log(n_classes)).float()  # (b, *S)
         sq = (torch.softmax(student[rows].float(), dim=1) - p_t).square().sum(dim=1)  # (b, *S)
         terms["consistency"] = (mask * sq).sum() / (n_classes * mask.sum() + 1e-16)
-        weights["consistency"] = cfg.consistency * rampup(state.step, cfg.consistency_rampup_steps)
+        weights["consistency"] = cfg.consistency * rampup(
+            state.step, cfg.consistency_rampup * state.total_steps
+        )
         return LossTerms(
             terms=terms,
             weights=weights,

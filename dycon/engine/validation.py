@@ -1,0 +1,48 @@
+"""Validation Dice during training: the signal for ``eval.select=best_val`` and the curves.
+
+Only the validation list is read here, never the test list, so selecting a checkpoint on it
+leaves the test split untouched (the official code picks its best checkpoint on test).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from ..data.volume import Volume
+from ..metrics import dice
+from .inference import sliding_window_predict
+from .schema import ExperimentConfig
+
+
+def validation_dice(
+    model: nn.Module,
+    *,
+    cfg: ExperimentConfig,
+    num_cases: int,
+    load: Callable[[int], Volume],
+    device: torch.device,
+) -> float:
+    """Mean Dice (%) of ``model`` over the validation cases, sliding window as in evaluation.
+
+    Both masks empty scores 100 and a missed lesion 0, as in the honest test metrics. The model
+    is left in eval mode; the trainer switches it back before the next step.
+    """
+    model.eval()
+    scores = []
+    for i in range(num_cases):
+        volume = load(i)
+        probs = sliding_window_predict(
+            model,
+            volume.image,
+            patch=cfg.eval.patch or cfg.data.patch,
+            stride=cfg.eval.stride,
+            batch_size=cfg.eval.batch_size,
+            gaussian=cfg.eval.gaussian,
+            device=device,
+            autocast=cfg.train.amp,
+        )  # (K, X, Y, Z)
+        scores.append(dice(probs.argmax(0).numpy() > 0, volume.label > 0))
+    return float(sum(scores) / len(scores))
