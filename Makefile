@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test lint bench clean-venv
+.PHONY: setup test lint bench book clean-venv
 
 setup: $(STAMP)
 
@@ -13,7 +13,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev,book]"
 	touch $(STAMP)
 
 test: setup
@@ -27,6 +27,23 @@ bench: setup
 	$(PY) bench/losses.py
 	$(PY) bench/metrics.py
 	$(PY) bench/train_step.py
+
+# The book: strict full build (warnings are errors, nitpicky references) into _build/html.
+# MathJax is served from the book itself (offline pages render math): npm's mathjax@3 es5/ bundle
+# is copied to _vendor/mathjax once; _vendor/ is gitignored. MATHJAX_DIR can point elsewhere.
+MATHJAX_VERSION := 3.2.2
+MATHJAX_DIR ?= _vendor/mathjax
+
+$(MATHJAX_DIR)/tex-chtml.js:
+	@command -v npm >/dev/null || { echo "npm is needed to vendor MathJax (Node 20 + npm)" >&2; exit 1; }
+	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	npm install --prefix "$$tmp" --no-save --no-audit --no-fund --loglevel=error \
+		mathjax@$(MATHJAX_VERSION) && \
+	rm -rf "$(MATHJAX_DIR)" && mkdir -p "$(dir $(MATHJAX_DIR))" && \
+	cp -R "$$tmp/node_modules/mathjax/es5" "$(MATHJAX_DIR)"
+
+book: setup $(MATHJAX_DIR)/tex-chtml.js
+	$(VENV)/bin/jupyter-book build . --all -W -n --keep-going
 
 clean-venv:
 	rm -rf $(VENV)

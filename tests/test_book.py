@@ -1,0 +1,106 @@
+"""The book: a strict Jupyter Book build (-W -n, zero warnings), and math that renders offline.
+
+The book sources (``_config.yml``, ``_toc.yml``, ``book/``) are copied into a temporary folder and
+built there, so the test never writes into the repository. MathJax is vendored as ``make book``
+does it: the repository's ``_vendor/`` is copied when present, otherwise the Makefile's vendoring
+rule runs into the temporary folder (this needs npm; the test skips without it). The second test
+opens the built method chapter in headless Chromium with name resolution disabled and looks for
+MathJax's rendered output.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from _browser import dump_dom, find_chromium
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOK_SOURCES = ("_config.yml", "_toc.yml", "book")
+MATHJAX = Path("_vendor") / "mathjax" / "tex-chtml.js"
+PAGES = ("book/intro.html", "book/method.html", "book/protocol.html", "book/data.html")
+
+pytestmark = pytest.mark.slow
+
+
+def _vendor_mathjax(dest: Path) -> None:
+    """``dest/_vendor/mathjax``: a copy of the repository's, or the Makefile rule run into dest."""
+    if (ROOT / MATHJAX).is_file():
+        shutil.copytree(ROOT / "_vendor", dest / "_vendor")
+        return
+    if shutil.which("npm") is None:
+        pytest.skip("npm not found: MathJax cannot be vendored (the book needs Node 20 + npm)")
+    if shutil.which("make") is None:
+        pytest.skip("make not found: the MathJax vendoring rule lives in the Makefile")
+    target = dest / MATHJAX
+    done = subprocess.run(
+        ["make", "-s", "-C", str(ROOT), str(target), f"MATHJAX_DIR={target.parent}"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0 and target.is_file(), (
+        f"vendoring MathJax failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
+    )
+
+
+@pytest.fixture(scope="module")
+def built_book(tmp_path_factory) -> tuple[Path, str]:
+    """(html folder, build log) of a strict build of a copy of the book."""
+    jupyter_book = Path(sys.executable).parent / "jupyter-book"
+    if not jupyter_book.is_file():
+        pytest.fail(
+            f"{jupyter_book} missing: install the book extra (pip install -e '.[dev,book]', "
+            "which `make test` does)"
+        )
+    src = tmp_path_factory.mktemp("book")
+    for name in BOOK_SOURCES:
+        path = ROOT / name
+        if path.is_dir():
+            shutil.copytree(path, src / name, ignore=shutil.ignore_patterns(".*", "_build"))
+        else:
+            shutil.copy2(path, src / name)
+    _vendor_mathjax(src)
+    done = subprocess.run(
+        [str(jupyter_book), "build", str(src), "--all", "-W", "-n", "--keep-going"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    log = done.stdout + done.stderr
+    assert done.returncode == 0, f"strict book build failed ({done.returncode}):\n{log[-6000:]}"
+    return src / "_build" / "html", log
+
+
+def test_book_builds_strict_with_zero_warnings(built_book):
+    html, log = built_book
+    warnings = [line for line in log.splitlines() if re.search(r"WARNING|ERROR", line)]
+    assert not warnings, "the book build printed warnings:\n" + "\n".join(warnings)
+    for page in PAGES:
+        assert (html / page).is_file(), f"{page} missing from the built book"
+    method = (html / "book" / "method.html").read_text()
+    # MathJax is served by the book itself, never from a CDN
+    assert (html / "_static" / "mathjax" / "tex-chtml.js").is_file()
+    assert re.search(r'<script[^>]*src="\.\./_static/mathjax/tex-chtml\.js', method), (
+        "method.html does not load the vendored MathJax"
+    )
+    assert "cdn.jsdelivr.net" not in method and "mathjax@3" not in method
+
+
+def test_method_page_renders_math_offline(built_book):
+    if find_chromium() is None:
+        pytest.skip("chromium not installed (Debian: apt-get install -y chromium)")
+    html, _ = built_book
+    dom = dump_dom(html / "book" / "method.html", budget_ms=8000, offline=True)
+    rendered = len(re.findall(r"<mjx-container\b", dom))
+    display = len(re.findall(r'<mjx-container\b[^>]*display="true"', dom))
+    assert display >= 6, f"{display} displayed equations rendered (of >= 6); {rendered} in all"
+    assert rendered >= 50, f"only {rendered} math elements rendered by MathJax"
+    assert "<mjx-merror" not in dom, "MathJax reported a TeX error on the method page"
+    assert r"\begin{aligned}" not in dom and r"\mathcal{L}_{\text{UnCL}}" not in dom, (
+        "raw TeX left in the page: MathJax did not typeset it"
+    )
