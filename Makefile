@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test lint bench book clean-venv
+.PHONY: setup test lint bench book reproduce clean-venv
 
 setup: $(STAMP)
 
@@ -44,6 +44,19 @@ $(MATHJAX_DIR)/tex-chtml.js:
 
 book: setup $(MATHJAX_DIR)/tex-chtml.js
 	$(VENV)/bin/jupyter-book build . --all -W -n --keep-going
+
+# make reproduce TABLE=N [SCALE=quick|smoke|paper] [DATASET=...] [SEEDS=1337,1338] [DEVICE=cpu]
+# Runs notebooks/tableN.ipynb with papermill into book/tables/ and results/tableN/, then prints
+# the table. Without a prepared real dataset the embedded synthetic isles-sim stands in (a banner
+# says so). SCALE=paper follows the paper's protocol and needs a GPU (see book/intro.md).
+TABLES := 1 2 3 4 5
+SCALE ?= quick
+DEVICE ?= auto
+reproduce:
+	$(if $(filter $(TABLE),$(TABLES)),,$(error TABLE=$(TABLE) is not a table of the paper; valid: TABLE=1 to 5, e.g. make reproduce TABLE=1))
+	@$(MAKE) --no-print-directory setup
+	$(PY) -m dycon reproduce --table $(TABLE) --scale $(SCALE) --device $(DEVICE) \
+		$(if $(DATASET),--dataset $(DATASET)) $(if $(SEEDS),--seeds $(SEEDS))
 
 clean-venv:
 	rm -rf $(VENV)

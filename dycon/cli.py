@@ -1,4 +1,4 @@
-"""Command line: ``python -m dycon data | train | evaluate | run | config``.
+"""Command line: ``python -m dycon data | train | evaluate | run | config | reproduce``.
 
 Bad input exits with status 2 and one line saying what was wrong and how to fix it.
 """
@@ -70,7 +70,29 @@ def build_parser() -> argparse.ArgumentParser:
         _experiment_args(p)
         if name in ("evaluate", "run"):
             p.add_argument("--force", action="store_true", help="re-evaluate a finished run")
+    rep = sub.add_parser("reproduce", help="run a table notebook into the book (papermill)")
+    rep.add_argument("--table", type=int, required=True, help="paper table, 1-5")
+    rep.add_argument("--dataset", help="default: the paper's if prepared, else isles-sim")
+    rep.add_argument("--scale", default="quick", help="smoke | quick | paper (default quick)")
+    rep.add_argument("--seeds", type=_int_list, help="comma-separated, default 1337")
+    rep.add_argument("--percents", type=_int_list, help="labeled %%, default the paper's")
+    rep.add_argument("--rows", type=lambda v: v.split(","), help="comma-separated row labels")
+    rep.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    rep.add_argument("--data-root", help="prepared data (default $DYCON_DATA or ./data)")
+    rep.add_argument("--runs-dir", default="results/runs")
+    rep.add_argument("--results-dir", help="default results/table<N>")
+    rep.add_argument("--output-dir", default="book/tables", help="executed notebooks")
+    rep.add_argument("--quiet", action="store_true")
     return parser
+
+
+def _int_list(value: str) -> list[int]:
+    try:
+        return [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a comma-separated list of integers"
+        ) from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,10 +100,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "data":
             return _data(args)
+        if args.command == "reproduce":
+            from .reproduce import main as reproduce
+
+            return reproduce(args)
         return _experiment(args)
     except (ConfigError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except RuntimeError as err:  # a notebook that failed: nothing was replaced
+        print(f"error: {err}", file=sys.stderr)
+        return 1
 
 
 def _data(args) -> int:

@@ -86,6 +86,10 @@ def test_torchrun_cli_smoke_run_evaluates_once(tmp_path):
         str(tmp_path / "runs"),
         "--set",
         "train.device=cpu",
+        "--set",
+        "data.batch_size=4",
+        "--set",
+        "data.labeled_batch_size=2",
         "--quiet",
         cwd=HERE.parent,
     )

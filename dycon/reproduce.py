@@ -1,0 +1,129 @@
+"""``make reproduce TABLE=N``: execute a table notebook with papermill into the book.
+
+The template ``notebooks/tableN.ipynb`` runs with the given parameters into a temporary file
+beside ``book/tables/tableN.ipynb``, which replaces the old page only when every cell succeeded:
+a failed run leaves the previous page and results as they were. The comparison is then printed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from .config import ConfigError
+from .experiments import TABLES, check_table
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def reproduce_table(
+    table: int,
+    *,
+    dataset: str | None = None,
+    scale: str = "quick",
+    seeds: list[int] | None = None,
+    percents: list[int] | None = None,
+    rows: list[str] | None = None,
+    device: str = "auto",
+    data_root: str | None = None,
+    runs_dir: str = "results/runs",
+    results_dir: str | None = None,
+    output_dir: str | Path = "book/tables",
+    progress: bool = True,
+) -> Path:
+    """Run the notebook of ``table`` and return the executed notebook's path.
+
+    Paths are taken relative to the repository root, and the notebook runs there, so nothing of
+    this machine's layout ends up in the executed notebook.
+    """
+    check_table(table)
+    template = ROOT / "notebooks" / f"table{table}.ipynb"
+    if not template.is_file():
+        raise ConfigError(f"notebook template {str(template)!r} is missing; restore notebooks/")
+    import papermill
+
+    out_dir = ROOT / output_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    final = out_dir / f"table{table}.ipynb"
+    tmp = out_dir / f".table{table}.{os.getpid()}.ipynb"
+    parameters = {
+        "table": table,
+        "dataset": dataset,
+        "data_root": data_root,
+        "scale": scale,
+        "seeds": list(seeds or [1337]),
+        "percents": list(percents) if percents else None,
+        "rows": list(rows) if rows else None,
+        "device": device,
+        "runs_dir": runs_dir,
+        "results_dir": results_dir if results_dir is not None else f"results/table{table}",
+    }
+    start = time.perf_counter()
+    try:
+        papermill.execute_notebook(
+            str(template.relative_to(ROOT)),
+            str(tmp.relative_to(ROOT)) if tmp.is_relative_to(ROOT) else str(tmp),
+            parameters=parameters,
+            kernel_name="python3",
+            cwd=str(ROOT),
+            progress_bar=progress,
+            report_mode=False,
+        )
+    except papermill.PapermillExecutionError as err:
+        tmp.unlink(missing_ok=True)
+        raise RuntimeError(
+            f"notebook table{table} failed in cell {err.exec_count}: {err.ename}: {err.evalue}"
+        ) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _finish(tmp, seconds=time.perf_counter() - start)
+    os.replace(tmp, final)
+    return final
+
+
+def _finish(path: Path, *, seconds: float) -> None:
+    """Fold the injected parameters away on the page and record the wall time."""
+    nb = json.loads(path.read_text())
+    for cell in nb["cells"]:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "injected-parameters" in tags and "hide-cell" not in tags:
+            tags.append("hide-cell")
+    nb["metadata"].setdefault("dycon", {})["seconds"] = round(seconds, 1)
+    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+
+
+def print_comparison(table: int, results_dir: str | None) -> None:
+    folder = ROOT / (results_dir or f"results/table{table}")
+    text = folder / "comparison.txt"
+    record = json.loads((folder / "comparison.json").read_text())
+    print(record["banner"])
+    print(text.read_text(), end="")
+
+
+def valid_tables() -> str:
+    return ", ".join(str(t) for t in TABLES)
+
+
+def main(args) -> int:
+    table = args.table
+    final = reproduce_table(
+        table,
+        dataset=args.dataset,
+        scale=args.scale,
+        seeds=args.seeds,
+        percents=args.percents,
+        rows=args.rows,
+        device=args.device,
+        data_root=args.data_root,
+        runs_dir=args.runs_dir,
+        results_dir=args.results_dir,
+        output_dir=args.output_dir,
+        progress=not args.quiet,
+    )
+    print_comparison(table, args.results_dir)
+    print(f"executed notebook: {final.relative_to(ROOT)}", file=sys.stderr)
+    return 0
