@@ -7,10 +7,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from test_trainer import _config, _data  # noqa: E402
+from test_trainer import _config, _data
 
-from dycon.engine import trainer as trainer_module  # noqa: E402
-from dycon.engine.distributed import world_from_env  # noqa: E402
+from dycon.engine import trainer as trainer_module
+from dycon.engine.distributed import world_from_env
 
 HELD = {}
 _real_step = trainer_module._step
