@@ -43,12 +43,9 @@ def reproduce_table(
     template = ROOT / "notebooks" / f"table{table}.ipynb"
     if not template.is_file():
         raise ConfigError(f"notebook template {str(template)!r} is missing; restore notebooks/")
-    import papermill
-
     out_dir = ROOT / output_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     final = out_dir / f"table{table}.ipynb"
-    tmp = out_dir / f".table{table}.{os.getpid()}.ipynb"
     parameters = {
         "table": table,
         "dataset": dataset,
@@ -61,6 +58,24 @@ def reproduce_table(
         "runs_dir": runs_dir,
         "results_dir": results_dir if results_dir is not None else f"results/table{table}",
     }
+    _execute(template, final, parameters, progress=progress)
+    env = ROOT / "notebooks" / "environment.ipynb"
+    if env.is_file():  # the environment page follows every table
+        results_root = str(Path(parameters["results_dir"]).parent)
+        _execute(
+            env,
+            out_dir.parent / "environment.ipynb",
+            {"results_root": results_root},
+            progress=False,
+        )
+    return final
+
+
+def _execute(template: Path, final: Path, parameters: dict, *, progress: bool) -> None:
+    """papermill ``template`` into a temp file beside ``final``; rename only on success."""
+    import papermill
+
+    tmp = final.with_name(f".{final.stem}.{os.getpid()}.ipynb")
     start = time.perf_counter()
     try:
         papermill.execute_notebook(
@@ -70,19 +85,17 @@ def reproduce_table(
             kernel_name="python3",
             cwd=str(ROOT),
             progress_bar=progress,
-            report_mode=False,
         )
     except papermill.PapermillExecutionError as err:
         tmp.unlink(missing_ok=True)
         raise RuntimeError(
-            f"notebook table{table} failed in cell {err.exec_count}: {err.ename}: {err.evalue}"
+            f"notebook {template.name} failed in cell {err.exec_count}: {err.ename}: {err.evalue}"
         ) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     _finish(tmp, seconds=time.perf_counter() - start)
     os.replace(tmp, final)
-    return final
 
 
 def _finish(path: Path, *, seconds: float) -> None:
