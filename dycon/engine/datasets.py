@@ -21,7 +21,8 @@ def dataset_folder(cfg: ExperimentConfig, *, root: str | Path | None = None) -> 
     name = cfg.data.dataset
     base = data_root(root, must_exist=name not in SYNTHETIC)
     folder = base / name
-    if not (folder / "manifest.json").is_file():
+    stale = name in SYNTHETIC and _stale_generator(folder)
+    if not (folder / "manifest.json").is_file() or stale:
         if name not in SYNTHETIC:
             raise DataError(
                 f"dataset {name!r} is not prepared under {str(base)!r}; run "
@@ -30,12 +31,31 @@ def dataset_folder(cfg: ExperimentConfig, *, root: str | Path | None = None) -> 
             )
         from ..data.prepare import prepare  # generation pulls in the template only when needed
 
-        print(
-            f"[dycon] {name}: SYNTHETIC data (not a real dataset), generating it once under "
-            f"{str(folder)!r}"
+        why = (
+            f"made by generator {stale[0]}, now {stale[1]}: regenerating" if stale else "generating"
         )
-        prepare(name, dest=folder)
+        print(
+            f"[dycon] {name}: SYNTHETIC data (not a real dataset), {why} it under {str(folder)!r}"
+        )
+        options = stale[2] if stale else {}
+        prepare(name, dest=folder, **options)
     return folder
+
+
+def _stale_generator(folder: Path):
+    """(old version, current version, options) when isles-sim came from another generator."""
+    from ..data.isles_sim import GENERATOR_VERSION
+
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return None
+    made = manifest.get("source", {}).get("generator_version")
+    if made is None or str(made) == str(GENERATOR_VERSION):
+        return None
+    options = manifest.get("prepared_with", {}).get("options", {})
+    options = {k: v for k, v in options.items() if k in ("preset", "seed", "adc")}
+    return made, GENERATOR_VERSION, options
 
 
 class CaseLoader:
