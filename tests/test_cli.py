@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from dycon.cli import main
+from dycon.engine.evaluate import load_prediction
 
 
 def _run(capsys, *argv):
@@ -96,9 +97,13 @@ def test_smoke_run_on_isles_sim_end_to_end(capsys, tmp_path, monkeypatch):
     assert summary["data_kind"] == "synthetic" and summary["scale"] == "smoke"
     assert summary["cases"] == 24 and summary["protocol"]["model_selection"] == "final"
     assert 0.0 <= summary["metrics"]["dice"]["mean"] <= 100.0
-    assert {"config.yaml", "log.jsonl", "per_case.csv", "train.json"} <= {
+    assert {"config.yaml", "log.jsonl", "per_case.csv", "train.json", "predictions"} <= {
         p.name for p in run_dir.iterdir()
     }
+    saved = sorted((run_dir / "predictions").glob("*.npz"))
+    assert len(saved) == 24
+    pred, spacing = load_prediction(saved[0])
+    assert pred.dtype == bool and pred.ndim == 3 and spacing == (3.0, 3.0, 3.5)
     code, out, _ = _run(capsys, *argv)  # the same command again: nothing recomputed
     assert code == 0 and "already evaluated" in out
 

@@ -19,7 +19,7 @@ import scipy.ndimage as ndi
 import torch
 
 from ..config import ConfigError, config_hash, to_dict
-from ..data._io import write_text_atomic
+from ..data._io import atomic_path, write_text_atomic
 from ..metrics import case_metrics, mean_ci
 from .checkpoint import load_checkpoint
 from .datasets import SYNTHETIC, SplitData
@@ -38,6 +38,17 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
         return mask
     sizes = np.bincount(labels.ravel())[1:]
     return labels == (int(np.argmax(sizes)) + 1)
+
+
+def save_prediction(path: Path, pred: np.ndarray, spacing) -> None:
+    """The binary prediction of one case (``pred``, uint8) and its spacing, written atomically."""
+    with atomic_path(path) as tmp, tmp.open("wb") as f:
+        np.savez_compressed(f, pred=pred.astype(np.uint8), spacing=np.asarray(spacing, float))
+
+
+def load_prediction(path: Path) -> tuple[np.ndarray, tuple[float, ...]]:
+    with np.load(path) as data:
+        return data["pred"].astype(bool), tuple(float(v) for v in data["spacing"])
 
 
 def evaluate(
@@ -91,6 +102,8 @@ def evaluate(
         pred = probs.argmax(0).numpy() > 0  # (X, Y, Z) foreground
         if cfg.eval.largest_component:
             pred = largest_component(pred)
+        if cfg.eval.save_predictions:  # for the lesion-size analysis and the overlays
+            save_prediction(run_dir / "predictions" / f"{case}.npz", pred, volume.spacing)
         row = case_metrics(
             pred, volume.label > 0, spacing=volume.spacing, convention=cfg.eval.convention
         )

@@ -69,6 +69,7 @@ class EvalConfig:
     convention: Literal["honest", "official"] = "honest"
     model: Literal["student", "teacher"] = "student"
     select: Literal["final", "best_val"] = "final"  # never selection on test
+    save_predictions: bool = True  # predictions/<case>.npz in the run folder
 
 
 @dataclass(frozen=True)
