@@ -45,7 +45,8 @@ $(MATHJAX_DIR)/tex-chtml.js:
 book: setup $(MATHJAX_DIR)/tex-chtml.js
 	$(VENV)/bin/jupyter-book build . --all -W -n --keep-going
 
-# make reproduce TABLE=N [SCALE=quick|smoke|paper] [DATASET=...] [SEEDS=1337,1338] [DEVICE=cpu]
+# make reproduce TABLE=N [SCALE=quick|smoke|paper] [DATASET=...] [SEEDS=1337,1338] [PERCENTS=5,10,20]
+#   [DEVICE=cpu]. PERCENTS defaults to the paper's at SCALE=paper and to the middle one otherwise.
 # Runs notebooks/tableN.ipynb with papermill into book/tables/ and results/tableN/, then prints
 # the table. Without a prepared real dataset the embedded synthetic isles-sim stands in (a banner
 # says so). SCALE=paper follows the paper's protocol and needs a GPU (see book/intro.md).
@@ -56,7 +57,8 @@ reproduce:
 	$(if $(filter $(TABLE),$(TABLES)),,$(error TABLE=$(TABLE) is not a table of the paper; valid: TABLE=1 to 5, e.g. make reproduce TABLE=1))
 	@$(MAKE) --no-print-directory setup
 	$(PY) -m dycon reproduce --table $(TABLE) --scale $(SCALE) --device $(DEVICE) \
-		$(if $(DATASET),--dataset $(DATASET)) $(if $(SEEDS),--seeds $(SEEDS))
+		$(if $(DATASET),--dataset $(DATASET)) $(if $(SEEDS),--seeds $(SEEDS)) \
+		$(if $(PERCENTS),--percents $(PERCENTS))
 
 clean-venv:
 	rm -rf $(VENV)
