@@ -24,13 +24,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from _machine import machine_info
 
 ROOT = Path(__file__).resolve().parents[1]
 GB = 1024**3
@@ -143,26 +144,6 @@ def run_one(name: str, device: str, repeats: int) -> dict:
     }
 
 
-def machine(device: str) -> dict:
-    import torch
-
-    info = {
-        "device": device,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-    }
-    if device == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(0)
-    try:
-        info["load_average_at_start"] = os.getloadavg()[0]
-    except OSError:
-        pass
-    return info
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
@@ -181,6 +162,10 @@ def main() -> int:
             file=sys.stderr,
         )
         return 2
+    import torch  # for the machine record only; the cases run in child processes
+
+    # recorded before the cases run, so the load average is the one they ran under
+    info = machine_info("torch", device=args.device, torch_threads=torch.get_num_threads())
     results = []
     for name in names:
         # The largest case takes ~30-100 s a run on 2 cores: fewer repeats there.
@@ -198,8 +183,10 @@ def main() -> int:
             f"{name:34s} {row['seconds_median']:8.3f} s  {row['peak_gb_above_import']:6.2f} GB",
             flush=True,
         )
+    if args.device == "cuda":  # only now: naming the GPU initialises CUDA in this process
+        info["gpu"] = torch.cuda.get_device_name(0)
     report = {
-        "machine": machine(args.device),
+        "machine": info,
         "memory_run_malloc": f"MALLOC_MMAP_THRESHOLD_={MMAP_THRESHOLD}",
         "results": results,
         "targets": targets(results),

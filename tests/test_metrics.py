@@ -22,6 +22,7 @@ from dycon.metrics import (
     mean_ci,
     surface_distances,
 )
+from dycon.metrics import surface as surface_module
 
 ANISO = (0.7, 0.7, 2.5)
 needs_medpy = pytest.mark.skipif(medpy_binary is None, reason="medpy (the oracle) not installed")
@@ -172,6 +173,62 @@ def test_crop_does_not_change_results():
     big = surface_distances(big_pred, big_ref, spacing=ANISO)
     for a, b in zip(small, big, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+# ---------------------------------------------------------------- the three searches of surface.py
+def _scan_must_finish(n_left, dst):
+    raise AssertionError(f"the scan left {n_left} points")
+
+
+# Each setting forces one search (or a mix) on the same inputs; all must give medpy's numbers.
+SEARCHES = {
+    # the scan's disc covers the whole box: every point is final within the scan
+    "scan": {"_SCAN_OFFSETS": 10**6, "_SCAN_WORK": math.inf, "_far": _scan_must_finish},
+    # the scan tries offset 0 only (final: points on the other surface); the rest: KD-tree / EDT
+    "kdtree": {"_SCAN_OFFSETS": 0, "_far": lambda n, dst: surface_module._kdtree},
+    "transform": {"_SCAN_OFFSETS": 0, "_far": lambda n, dst: surface_module._transform},
+    # tiny chunks, disc and budget: the scan stops early, the fallback is chosen automatically
+    "mixed": {"_SCAN_OFFSETS": 6, "_CHUNK": 5, "_SCAN_WORK": 0.3},
+}
+_SHAPE3 = (14, 12, 10)
+SEARCH_CASES = [
+    ("blobs-vox", _blob(_SHAPE3, 7, frac=0.3), _blob(_SHAPE3, 8, frac=0.2), None),
+    ("blobs-aniso", _blob(_SHAPE3, 7, frac=0.3), _blob(_SHAPE3, 8, frac=0.2), ANISO),
+    # the finest axis is the middle one, then the last one: other layouts of the gap table
+    ("blobs-fine-y", _blob(_SHAPE3, 9, frac=0.1), _blob(_SHAPE3, 10, frac=0.4), (2.5, 0.7, 1.1)),
+    ("blobs-fine-z", _blob(_SHAPE3, 9, frac=0.1), _blob(_SHAPE3, 10, frac=0.4), (1.2, 1.1, 0.6)),
+    ("one-voxel-vs-blob", _mask(_SHAPE3, S[2, 9, 7]), _blob(_SHAPE3, 11, frac=0.2), ANISO),
+    ("one-voxel-inside", _mask(_SHAPE3, S[7, 6, 5]), _mask(_SHAPE3, S[2:12, 1:11, 1:9]), ANISO),
+    ("2d-fine-x", _blob((30, 26), 12, frac=0.2), _blob((30, 26), 13, frac=0.3), (0.8, 1.3)),
+    ("2d-fine-y", _blob((30, 26), 12, frac=0.2), _blob((30, 26), 13, frac=0.3), (2.0, 0.5)),
+    ("2d-vox", _blob((30, 26), 14, frac=0.05), _blob((30, 26), 15, frac=0.5), None),
+]
+
+
+@needs_medpy
+@pytest.mark.parametrize("search", list(SEARCHES))
+@pytest.mark.parametrize(
+    ("pred", "ref", "spacing"), [c[1:] for c in SEARCH_CASES], ids=[c[0] for c in SEARCH_CASES]
+)
+def test_every_search_matches_medpy(monkeypatch, search, pred, ref, spacing):
+    expected = surface_distances(pred, ref, spacing=spacing)  # default, automatic choice
+    for name, value in SEARCHES[search].items():
+        monkeypatch.setattr(surface_module, name, value)
+    _assert_matches_medpy(pred, ref, spacing)
+    _assert_matches_medpy(ref, pred, spacing)
+    for got, want in zip(surface_distances(pred, ref, spacing=spacing), expected, strict=True):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+
+
+def test_fallback_choice():
+    """KD-tree for a few points or a small target surface, the box's transform otherwise."""
+    box = np.zeros((40, 40, 40), bool)
+    box[::2, ::2, ::2] = True  # 8,000 target voxels in a box of 64,000
+    assert surface_module._far(100, box) is surface_module._kdtree
+    assert surface_module._far(50_000, box) is surface_module._transform
+    single = np.zeros_like(box)
+    single[3, 4, 5] = True  # each query is cheap whatever the number of points
+    assert surface_module._far(50_000, single) is surface_module._kdtree
 
 
 @pytest.mark.parametrize(

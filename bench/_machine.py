@@ -1,0 +1,36 @@
+"""The machine a benchmark ran on, recorded next to its numbers (shared by the bench scripts)."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import platform
+
+
+def machine_info(*packages: str, **extra: object) -> dict:
+    """Python, OS, CPU, the versions of ``packages``, then ``extra``, then the load average.
+
+    Call it when the timings start: ``load_average_at_start`` is the 1-minute load average of
+    that moment (absent where the OS has none), the first thing to check when ratios look odd
+    on a shared machine. A package that is not installed is recorded as ``None``.
+    """
+    info: dict = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "processor": platform.processor(),
+        "cpu_count": os.cpu_count(),
+    }
+    for name in packages:
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            info[name] = None
+        else:
+            info[name] = getattr(module, "__version__", "unknown")
+    info.update(extra)
+    try:
+        info["load_average_at_start"] = os.getloadavg()[0]
+    except OSError:
+        pass
+    return info
