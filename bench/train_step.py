@@ -7,15 +7,14 @@ Settings: BraTS (UNet3D, 96^3 patches, batch 8 = 4 labeled + 4 unlabeled) and LA
 112x112x80, batch 4 = 2 + 2), random inputs with a cube of foreground. Each setting and precision
 runs in a fresh process so that peak memory is its own; writes
 results/bench/train_step-<device>.json.
-On CPU, bf16 autocast is emulated and slow: its numbers say nothing about a GPU.
+The trainer autocasts to bf16 on CUDA only, so on CPU the bf16 rows are skipped and recorded as
+such (timing them would time fp32 under another name). CPU numbers say nothing about a GPU.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -24,6 +23,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _machine import machine_info  # noqa: E402
+
 SETTINGS = {
     "brats-unet3d": {"model": "unet3d", "patch": (96, 96, 96), "batch": 8, "labeled": 4},
     "la-vnet": {"model": "vnet", "patch": (112, 112, 80), "batch": 4, "labeled": 2},
@@ -105,9 +108,13 @@ def main() -> int:
     if args.one:
         print(json.dumps(run_one(args.one[0], args.one[1], args.device, args.steps)))
         return 0
-    rows = []
+    machine = machine_info("torch", "numpy", device=args.device)
+    rows, skipped = [], []
     for name in (n for n in SETTINGS if args.only in n):
         for precision in args.precisions.split(","):
+            if precision == "bf16" and args.device != "cuda":
+                skipped.append({"setting": name, "precision": "bf16", "why": "no autocast on CPU"})
+                continue
             cmd = [
                 sys.executable,
                 __file__,
@@ -132,16 +139,8 @@ def main() -> int:
             )
     import torch
 
-    report = {
-        "machine": {
-            "device": args.device,
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-            "cpu_count": os.cpu_count(),
-            "gpu": torch.cuda.get_device_name(0) if args.device == "cuda" else None,
-        },
-        "results": rows,
-    }
+    machine["gpu"] = torch.cuda.get_device_name(0) if args.device == "cuda" else None
+    report = {"machine": machine, "steps_timed": args.steps, "results": rows, "skipped": skipped}
     out = ROOT / "results" / "bench" / f"train_step-{args.device}.json"
     tmp = out.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(report, indent=2) + "\n")

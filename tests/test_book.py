@@ -10,6 +10,7 @@ MathJax's rendered output.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -104,3 +105,34 @@ def test_method_page_renders_math_offline(built_book):
     assert r"\begin{aligned}" not in dom and r"\mathcal{L}_{\text{UnCL}}" not in dom, (
         "raw TeX left in the page: MathJax did not typeset it"
     )
+
+
+def test_table1_page_shows_our_numbers_and_a_loaded_plot(built_book):
+    """The built Table 1 page carries the committed numbers, and its plot image really loads."""
+    if find_chromium() is None:
+        pytest.skip("chromium not installed (Debian: apt-get install -y chromium)")
+    html, _ = built_book
+    page = html / "book" / "tables" / "table1.html"
+    record = json.loads((ROOT / "results" / "table1" / "comparison.json").read_text())
+    ran = [r for r in record["rows"] if r["status"] == "ran"]
+    assert ran, "results/table1/comparison.json holds no run"
+    # A copy of the page that marks each image with whether the browser decoded it
+    probe = page.with_name("table1-probe.html")
+    marker = (
+        "<script>window.addEventListener('load', () => { for (const img of document.images) "
+        "img.setAttribute('data-loaded', img.complete && img.naturalWidth > 0); });</script>"
+    )
+    probe.write_text(page.read_text().replace("</body>", marker + "</body>"))
+    dom = dump_dom(probe, budget_ms=5000, offline=True)
+    assert "dycon-comparison" in dom and "SYNTHETIC" in dom
+    for row in ran:
+        assert f"{row['ours_dice']:.2f}" in dom, (
+            f"{row['row']}: Dice {row['ours_dice']:.2f} missing"
+        )
+    images = re.findall(r"<img\b[^>]*>", dom)
+    plots = [
+        i
+        for i in images
+        if 'data-loaded="true"' in i and ("_images/" in i or "data:image/png" in i)
+    ]
+    assert plots, f"no loaded plot image on the Table 1 page; images: {images}"
