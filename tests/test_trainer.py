@@ -147,3 +147,16 @@ def test_best_val_without_a_validation_list_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="needs a validation list"):
         train(cfg, data=_data(), run_dir=tmp_path, progress=False)
     assert not (tmp_path / "checkpoints").exists()
+
+
+def test_snapshots_keep_the_weights_of_those_steps(tmp_path):
+    cfg = _config("mt", **{"train.snapshots": "[0.5, 1.0]"})
+    train(cfg, data=_data(), run_dir=tmp_path, progress=False)
+    kept = sorted(p.name for p in (tmp_path / "checkpoints").glob("step_*.pt"))
+    assert kept == ["step_0000003.pt", "step_0000006.pt"]
+    last = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=False)
+    final = torch.load(tmp_path / "checkpoints" / kept[-1], weights_only=False)
+    assert set(final["nets"]) == {"student", "teacher"} and final["optimizers"] == {}
+    assert all(
+        torch.equal(final["nets"]["student"][k], v) for k, v in last["nets"]["student"].items()
+    )

@@ -54,6 +54,7 @@ class TrainConfig:
     amp: bool = False  # bf16 autocast, CUDA only
     checkpoint_every: int = 1000
     val_every: int = 0  # validation Dice every N steps (0: never, or checkpoint_every for best_val)
+    snapshots: tuple[float, ...] = ()  # fractions of the run whose weights are kept (Grad-CAM)
     log_every: int = 10
     max_nonfinite: int = 10  # consecutive non-finite losses before aborting
     device: str = "auto"  # auto | cpu | cuda | cuda:N

@@ -50,6 +50,11 @@ class TrainData:
     val_load: Callable[[int], Volume] | None = None
 
 
+def snapshot_path(run_dir: Path, step: int) -> Path:
+    """Where the weights kept at ``step`` (``train.snapshots``) live."""
+    return run_dir / "checkpoints" / f"step_{step:07d}.pt"
+
+
 def validation_interval(cfg: ExperimentConfig) -> int:
     """Steps between validations: ``train.val_every``, or ``checkpoint_every`` for best_val."""
     if cfg.train.val_every:
@@ -143,6 +148,7 @@ def train(cfg: ExperimentConfig, *, data: TrainData, run_dir: Path, progress: bo
         batch_size=cfg.data.batch_size, labeled_batch_size=cfg.data.labeled_batch_size, world=world
     )
     val_every = validation_interval(cfg)
+    snapshot_steps = {max(1, round(f * cfg.train.iterations)) for f in cfg.train.snapshots}
     if val_every and (not data.val_ids or data.val_load is None):
         raise ConfigError(
             f"validation needs a validation list, and {cfg.data.dataset!r} was given none "
@@ -249,6 +255,10 @@ def train(cfg: ExperimentConfig, *, data: TrainData, run_dir: Path, progress: bo
                 if world.is_main and (step % cfg.train.checkpoint_every == 0 or last):
                     save_checkpoint(
                         ckpt, step=step, nets=nets, optimizers=optimizers, extra=dict(state)
+                    )
+                if world.is_main and step in snapshot_steps:  # weights only, for later analysis
+                    save_checkpoint(
+                        snapshot_path(run_dir, step), step=step, nets=nets, optimizers={}, extra={}
                     )
                 if last:
                     break
