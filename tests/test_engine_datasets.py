@@ -22,3 +22,34 @@ def test_isles_sim_from_another_generator_version_is_regenerated(tmp_path, capsy
     capsys.readouterr()
     dataset_folder(cfg, root=tmp_path)  # current now: reused without a word
     assert capsys.readouterr().out == ""
+
+
+def test_two_processes_asking_at_once_generate_it_once(tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from dycon.engine.datasets import dataset_folder; "
+        "from dycon.engine.presets import compose; "
+        "cfg = compose(dataset='isles-sim', method='supervised', scale='smoke'); "
+        "print(dataset_folder(cfg, root=sys.argv[1]))"
+    )
+    # tiny keeps it fast: a prepared-but-stale tiny set makes both processes want to regenerate
+    folder = prepare("isles-sim", dest=tmp_path / "isles-sim", preset="tiny")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["source"]["generator_version"] = "0.0.1"
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(tmp_path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]
+    assert sum("regenerating" in o[0] for o in outs) == 1  # the second found it current
+    fresh = json.loads((folder / "manifest.json").read_text())
+    assert fresh["source"]["generator_version"] == GENERATOR_VERSION

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,14 +22,26 @@ def dataset_folder(cfg: ExperimentConfig, *, root: str | Path | None = None) -> 
     name = cfg.data.dataset
     base = data_root(root, must_exist=name not in SYNTHETIC)
     folder = base / name
-    stale = name in SYNTHETIC and _stale_generator(folder)
-    if not (folder / "manifest.json").is_file() or stale:
-        if name not in SYNTHETIC:
+    if name not in SYNTHETIC:
+        if not (folder / "manifest.json").is_file():
             raise DataError(
                 f"dataset {name!r} is not prepared under {str(base)!r}; run "
                 f"`python -m dycon data prepare {name} --raw <download dir>` "
                 "(see book/data.md)"
             )
+        return folder
+    base.mkdir(parents=True, exist_ok=True)
+    # Several processes may ask at once (notebooks, torchrun ranks): one generates, the others
+    # wait for it and then find it complete.
+    with (base / f".{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _generate_if_needed(name, folder)
+    return folder
+
+
+def _generate_if_needed(name: str, folder: Path) -> None:
+    stale = _stale_generator(folder)
+    if not (folder / "manifest.json").is_file() or stale:
         from ..data.prepare import prepare  # generation pulls in the template only when needed
 
         why = (
@@ -39,7 +52,6 @@ def dataset_folder(cfg: ExperimentConfig, *, root: str | Path | None = None) -> 
         )
         options = stale[2] if stale else {}
         prepare(name, dest=folder, **options)
-    return folder
 
 
 def _stale_generator(folder: Path):
