@@ -50,14 +50,21 @@ book: setup $(MATHJAX_DIR)/tex-chtml.js
 # Runs notebooks/tableN.ipynb with papermill into book/tables/ and results/tableN/, then prints
 # the table. Without a prepared real dataset the embedded synthetic isles-sim stands in (a banner
 # says so). SCALE=paper follows the paper's protocol and needs a GPU (see book/intro.md).
+#
+# make reproduce FIG=lesion-size|gradcam|curves|overlays [SCALE=] [DATASET=] [SEEDS=] [DEVICE=]
+# Runs notebooks/fig_<name>.ipynb into book/figures/<name>.ipynb and results/fig-<name>/ (runs
+# in Table 1's setting at 10 % labeled, reused from Table 1 where the configs coincide).
 TABLES := 1 2 3 4 5
+FIGS := lesion-size gradcam curves overlays
 SCALE ?= quick
 DEVICE ?= auto
 reproduce:
-	$(if $(filter $(TABLE),$(TABLES)),,$(error TABLE=$(TABLE) is not a table of the paper; valid: TABLE=1 to 5, e.g. make reproduce TABLE=1))
+	$(if $(FIG),$(if $(TABLE),$(error give TABLE=N or FIG=name, not both)))
+	$(if $(FIG),$(if $(filter-out $(FIGS),$(FIG))$(filter-out 1,$(words $(FIG))),$(error FIG=$(FIG) is not a figure; valid: FIG=lesion-size, gradcam, curves or overlays, e.g. make reproduce FIG=curves)))
+	$(if $(FIG),,$(if $(filter $(TABLE),$(TABLES)),,$(error TABLE=$(TABLE) is not a table of the paper; valid: TABLE=1 to 5, e.g. make reproduce TABLE=1)))
 	@$(MAKE) --no-print-directory setup
-	$(PY) -m dycon reproduce --table $(TABLE) --scale $(SCALE) --device $(DEVICE) \
-		$(if $(DATASET),--dataset $(DATASET)) $(if $(SEEDS),--seeds $(SEEDS)) \
+	$(PY) -m dycon reproduce $(if $(FIG),--fig $(FIG),--table $(TABLE)) --scale $(SCALE) \
+		--device $(DEVICE) $(if $(DATASET),--dataset $(DATASET)) $(if $(SEEDS),--seeds $(SEEDS)) \
 		$(if $(PERCENTS),--percents $(PERCENTS))
 
 clean-venv:

@@ -70,8 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
         _experiment_args(p)
         if name in ("evaluate", "run"):
             p.add_argument("--force", action="store_true", help="re-evaluate a finished run")
-    rep = sub.add_parser("reproduce", help="run a table notebook into the book (papermill)")
-    rep.add_argument("--table", type=int, required=True, help="paper table, 1-5")
+    rep = sub.add_parser(
+        "reproduce", help="run a table or figure notebook into the book (papermill)"
+    )
+    which = rep.add_mutually_exclusive_group(required=True)
+    which.add_argument("--table", type=int, help="paper table, 1-5")
+    which.add_argument("--fig", help="figure: lesion-size, gradcam, curves or overlays")
     rep.add_argument("--dataset", help="default: the paper's if prepared, else isles-sim")
     rep.add_argument("--scale", default="quick", help="smoke | quick | paper (default quick)")
     rep.add_argument("--seeds", type=_int_list, help="comma-separated, default 1337")
@@ -80,8 +84,16 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--device", default="auto", help="auto | cpu | cuda")
     rep.add_argument("--data-root", help="prepared data (default $DYCON_DATA or ./data)")
     rep.add_argument("--runs-dir", default="results/runs")
-    rep.add_argument("--results-dir", help="default results/table<N>")
-    rep.add_argument("--output-dir", default="book/tables", help="executed notebooks")
+    rep.add_argument("--results-dir", help="default results/table<N> or results/fig-<name>")
+    rep.add_argument("--output-dir", help="executed notebooks (default book/tables, book/figures)")
+    rep.add_argument(
+        "--param",
+        dest="params",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a figure notebook parameter (YAML value), e.g. --param n_cases=2",
+    )
     rep.add_argument("--quiet", action="store_true")
     return parser
 

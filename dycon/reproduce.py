@@ -1,8 +1,10 @@
-"""``make reproduce TABLE=N``: execute a table notebook with papermill into the book.
+"""``make reproduce TABLE=N`` / ``FIG=name``: execute a table or figure notebook into the book.
 
-The template ``notebooks/tableN.ipynb`` runs with the given parameters into a temporary file
-beside ``book/tables/tableN.ipynb``, which replaces the old page only when every cell succeeded:
-a failed run leaves the previous page and results as they were. The comparison is then printed.
+The template ``notebooks/tableN.ipynb`` (``notebooks/fig_<name>.ipynb``) runs with papermill and
+the given parameters into a temporary file beside ``book/tables/tableN.ipynb``
+(``book/figures/<name>.ipynb``), which replaces the old page only when every cell succeeded: a
+failed run leaves the previous page and results as they were. The comparison (the figure's key
+numbers) is then printed.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 
 from .config import ConfigError
 from .experiments import TABLES, check_table
+from .figures import check_figure
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -71,6 +74,44 @@ def reproduce_table(
     return final
 
 
+def reproduce_figure(
+    name: str,
+    *,
+    dataset: str | None = None,
+    scale: str = "quick",
+    seeds: list[int] | None = None,
+    device: str = "auto",
+    data_root: str | None = None,
+    runs_dir: str = "results/runs",
+    results_dir: str | None = None,
+    output_dir: str | Path = "book/figures",
+    options: dict | None = None,
+    progress: bool = True,
+) -> Path:
+    """Run the notebook of figure ``name`` (``dycon.figures.FIGURES``) into
+    ``<output_dir>/<name>.ipynb`` and return its path; ``options`` sets the notebook's
+    figure-specific parameters (e.g. ``{"n_cases": 2}``)."""
+    check_figure(name)
+    template = ROOT / "notebooks" / f"fig_{name.replace('-', '_')}.ipynb"
+    if not template.is_file():
+        raise ConfigError(f"notebook template {str(template)!r} is missing; restore notebooks/")
+    out_dir = ROOT / output_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    final = out_dir / f"{name}.ipynb"
+    parameters = {
+        **(options or {}),
+        "dataset": dataset,
+        "data_root": data_root,
+        "scale": scale,
+        "seeds": list(seeds or [1337]),
+        "device": device,
+        "runs_dir": runs_dir,
+        "results_dir": results_dir if results_dir is not None else f"results/fig-{name}",
+    }
+    _execute(template, final, parameters, progress=progress)
+    return final
+
+
 def _execute(template: Path, final: Path, parameters: dict, *, progress: bool) -> None:
     """papermill ``template`` into a temp file beside ``final``; rename only on success."""
     import papermill
@@ -117,11 +158,26 @@ def print_comparison(table: int, results_dir: str | None) -> None:
     print(text.read_text(), end="")
 
 
+def print_figure(name: str, results_dir: str | None) -> None:
+    folder = ROOT / (results_dir or f"results/fig-{name}")
+    print(json.loads((folder / "figure.json").read_text())["banner"])
+    print((folder / "summary.md").read_text(), end="")
+
+
+def _shown(path: Path) -> Path:
+    """``path`` relative to the repository when inside it (an --output-dir may be elsewhere)."""
+    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+
+
 def valid_tables() -> str:
     return ", ".join(str(t) for t in TABLES)
 
 
 def main(args) -> int:
+    if args.fig is not None:
+        return _main_figure(args)
+    if args.params:
+        raise ConfigError("--param sets figure parameters: use it with --fig")
     table = args.table
     final = reproduce_table(
         table,
@@ -134,9 +190,38 @@ def main(args) -> int:
         data_root=args.data_root,
         runs_dir=args.runs_dir,
         results_dir=args.results_dir,
-        output_dir=args.output_dir,
+        output_dir=args.output_dir or "book/tables",
         progress=not args.quiet,
     )
     print_comparison(table, args.results_dir)
-    print(f"executed notebook: {final.relative_to(ROOT)}", file=sys.stderr)
+    print(f"executed notebook: {_shown(final)}", file=sys.stderr)
+    return 0
+
+
+def _main_figure(args) -> int:
+    import yaml
+
+    if args.percents or args.rows:
+        raise ConfigError("--percents and --rows apply to tables; figures use 10 % labeled")
+    options = {}
+    for item in args.params or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--param {item!r} must look like key=value")
+        options[key.strip()] = yaml.safe_load(value)
+    final = reproduce_figure(
+        args.fig,
+        dataset=args.dataset,
+        scale=args.scale,
+        seeds=args.seeds,
+        device=args.device,
+        data_root=args.data_root,
+        runs_dir=args.runs_dir,
+        results_dir=args.results_dir,
+        output_dir=args.output_dir or "book/figures",
+        options=options,
+        progress=not args.quiet,
+    )
+    print_figure(args.fig, args.results_dir)
+    print(f"executed notebook: {_shown(final)}", file=sys.stderr)
     return 0

@@ -1,0 +1,239 @@
+"""Figure notebooks run under papermill at the smoke scale on isles-sim `tiny`; the runs each
+figure asks for; the saved record and PNGs; bad figure names fail with one line."""
+
+import json
+import math
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib.image import imread
+
+from dycon import cli, figures
+from dycon.analysis.lesions import analyze_case
+from dycon.config import ConfigError
+from dycon.data.prepare import prepare
+from dycon.data.splits import read_split
+from dycon.engine.runs import run_id
+from dycon.experiments import config_of, table_runs
+from dycon.reproduce import reproduce_figure
+
+ROOT = Path(__file__).resolve().parents[1]
+DPI = 110  # dycon.report.png
+
+
+@pytest.fixture(scope="module")
+def tiny_root(tmp_path_factory):
+    """isles-sim `tiny`, plus a validation list: tiny has none, and the curves figure validates
+    wherever a list exists. The listed case is an unlabeled training case (a pipeline check)."""
+    root = tmp_path_factory.mktemp("data")
+    prepare("isles-sim", dest=root / "isles-sim", preset="tiny")
+    train = read_split(root / "isles-sim" / "train.list")
+    (root / "isles-sim" / "val.list").write_text(train[-1] + "\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def runs_dir(tmp_path_factory):
+    """One runs folder for the module: figures sharing a configuration share its run."""
+    return tmp_path_factory.mktemp("runs")
+
+
+def _names(specs):
+    return [(s.row, s.method) for s in specs]
+
+
+def test_figure_runs_rows_and_shared_runs(tiny_root):
+    runs = {
+        name: figures.figure_runs(name, dataset="isles-sim", scale="smoke", root=tiny_root)
+        for name in figures.FIGURES
+    }
+    assert _names(runs["lesion-size"]) == [
+        ("DyCON", "dycon"),
+        ("DyCON w/o FeCL", "dycon"),
+        ("MT", "mt"),
+    ]
+    assert _names(runs["overlays"]) == [("DyCON", "dycon"), ("MT", "mt")]
+    assert _names(runs["curves"]) == [("DyCON", "dycon"), ("MT", "mt")]
+    assert _names(runs["gradcam"]) == [("DyCON", "dycon")]
+    ids = {
+        name: [run_id(config_of(s, device="cpu")) for s in specs] for name, specs in runs.items()
+    }
+    assert ids["overlays"] == [ids["lesion-size"][0], ids["lesion-size"][2]]
+    assert ids["gradcam"] == ids["curves"][:1]  # one tracked DyCON for both figures
+    assert len({*ids["lesion-size"], *ids["curves"]}) == 5
+    # the untracked rows are Table 1's at 10 %: a reproduced Table 1 is reused
+    table = table_runs(1, dataset="isles-sim", scale="smoke", rows=["DyCON", "MT"], root=tiny_root)
+    assert {run_id(config_of(s, device="cpu")) for s in table} == set(ids["overlays"])
+    assert all(s.percent == 10 and s.num_labeled == 1 for s in runs["lesion-size"])
+    no_fecl = config_of(runs["lesion-size"][1], device="cpu")
+    assert no_fecl.method["use_fecl"] is False
+
+    tracked = config_of(runs["gradcam"][0], device="cpu")
+    assert tracked.train.iterations == 4 and tracked.train.val_every == 1
+    assert tuple(tracked.train.snapshots) == figures.SNAPSHOTS
+    # the trainer keeps max(1, round(f * iterations)): three distinct steps at 4 iterations
+    steps = sorted({max(1, round(f * 4)) for f in tracked.train.snapshots})
+    assert steps == [1, 2, 4]
+    assert config_of(runs["curves"][1], device="cpu").train.val_every == 1
+
+    two = {"dataset": "isles-sim", "scale": "smoke", "seeds": [1, 2], "root": tiny_root}
+    assert [s.seed for s in figures.figure_runs("curves", **two)] == [1, 2, 1, 2]
+    assert [s.seed for s in figures.figure_runs("gradcam", **two)] == [1]  # one run pictured
+
+
+def test_val_every_rounding():
+    assert [figures.val_every(n) for n in (1, 4, 5, 15, 300, 20000)] == [1, 1, 1, 2, 30, 2000]
+
+
+def test_no_validation_list_means_no_val_every(tiny_root, tmp_path):
+    shutil.copytree(tiny_root / "isles-sim", tmp_path / "isles-sim")
+    (tmp_path / "isles-sim" / "val.list").unlink()
+    specs = figures.figure_runs("curves", dataset="isles-sim", scale="smoke", root=tmp_path)
+    assert not any("val_every" in o for s in specs for o in s.overrides)
+    assert specs[0].overrides == ("train.snapshots=[0.1,0.5,1.0]",)
+
+
+def test_unknown_figure_is_one_line():
+    with pytest.raises(ConfigError) as err:
+        figures.figure_runs("nope")
+    msg = str(err.value)
+    assert "\n" not in msg and "'nope'" in msg
+    assert all(name in msg for name in figures.FIGURES)
+
+
+def test_cli_fig_and_table_exclusive(capsys):
+    assert cli.main(["reproduce", "--fig", "nope"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown figure 'nope'" in err[0]
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["reproduce", "--fig", "curves", "--table", "1"])
+    assert exc.value.code == 2
+    with pytest.raises(SystemExit):
+        cli.main(["reproduce"])
+
+
+def test_make_reproduce_unknown_figure_fails_with_one_line():
+    proc = subprocess.run(
+        ["make", "--no-print-directory", "reproduce", "FIG=nope"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "FIG=nope" in lines[0]
+    assert all(name in lines[0] for name in figures.FIGURES)
+
+
+def test_empty_lesions_give_nan_with_counts():
+    """No lesion at all (empty ground truth): NaN rates with n = 0, figures still drawn."""
+    empty = np.zeros((8, 8, 8), dtype=bool)
+    pred = empty.copy()
+    pred[2:4, 2:4, 2:4] = True
+    study = analyze_case(pred, empty, case="c0", spacing=(1.0, 1.0, 1.0))
+    numbers = figures.lesion_numbers({"DyCON": study, "MT": study}, n_boot=50)
+    assert all(
+        math.isnan(b["detection_rate"]) and b["n_lesions"] == 0 for b in numbers["bins"]["DyCON"]
+    )
+    glued = figures.glue_values("lesion-size", numbers)
+    assert glued["fig_lesion_size_dycon_all_detection"] == "— (n = 0)"
+    assert "fig_lesion_size_dycon_minus_mt_all_dice" in glued
+    figures.plot_lesion_bins(numbers["bins"])
+    figures.plot_lesion_cases(numbers)
+    gradcam = figures.gradcam_numbers([], [1, 2, 4], 4)
+    last = gradcam["mean_inside"][4]
+    assert math.isnan(last["mean"]) and last["n"] == 0
+    figures.plot_gradcam([], [1, 2, 4], 4)
+    assert figures.glue_values("gradcam", gradcam)["fig_gradcam_inside_step4"] == "— % (n = 0)"
+    json.dumps(figures._clean(numbers), allow_nan=False)  # NaN is written as null
+
+
+def _png(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR", path
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def _expected(name: str, numbers: dict) -> dict[str, tuple[float, float]]:
+    """Each PNG's size in inches, from the figure's layout (report.png saves at 110 dpi)."""
+    if name == "lesion-size":
+        return {"lesion_size_bins.png": (12.0, 3.8), "lesion_size_cases.png": (11.0, 3.8)}
+    if name == "curves":
+        return {"curves.png": (11.0, 3.8)}
+    rows = len(numbers["cases"])
+    if name == "gradcam":  # image + 3 snapshots, 2.2 in each, 0.6 in for the colour bar
+        return {"gradcam.png": (2.2 * 4 + 0.6, 2.2 * rows)}
+    return {"overlays.png": (2.2 * 3, 2.2 * rows + 0.5)}  # image, DyCON, MT; legend
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["lesion-size", "overlays", "curves", "gradcam"])
+def test_figure_notebook_runs_at_smoke_scale(name, tiny_root, runs_dir, tmp_path):
+    options = {"n_cases": 2} if name in ("gradcam", "overlays") else None
+    out = reproduce_figure(
+        name,
+        dataset="isles-sim",
+        scale="smoke",
+        device="cpu",
+        data_root=str(tiny_root),
+        runs_dir=str(runs_dir),
+        results_dir=str(tmp_path / "results"),
+        output_dir=tmp_path / "book",
+        options=options,
+        progress=False,
+    )
+    assert out == tmp_path / "book" / f"{name}.ipynb"
+    assert not list((tmp_path / "book").glob(".*"))  # no temp notebook left behind
+    nb = json.loads(out.read_text())
+    assert "".join(nb["cells"][0]["source"]).startswith("# ")
+    outputs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
+    text = "".join("".join(o.get("data", {}).get("text/markdown", "")) for o in outputs)
+    assert "SYNTHETIC" in text and "scale: smoke" in text
+    assert any("image/png" in o.get("data", {}) for o in outputs)
+    glued = {o.get("metadata", {}).get("scrapbook", {}).get("name") for o in outputs}
+
+    record = json.loads((tmp_path / "results" / "figure.json").read_text())
+    assert record["figure"] == name and "SYNTHETIC" in record["banner"]
+    assert (tmp_path / "results" / "summary.md").read_text().startswith("| ")
+    numbers = record["numbers"]
+    expected = _expected(name, numbers)
+    assert set(record["figures"]) == set(expected)
+    for fname, (w_in, h_in) in expected.items():
+        path = tmp_path / "results" / fname
+        width, height = _png(path)
+        assert abs(width - w_in * DPI) <= 1 and abs(height - h_in * DPI) <= 1, (fname, width)
+        assert record["figures"][fname] == {"width_px": width, "height_px": height}
+        assert imread(path).std() > 0.01  # something is drawn
+    rows = {r["row"] for r in record["runs"]}
+
+    if name == "lesion-size":
+        assert rows == {"DyCON", "DyCON w/o FeCL", "MT"}
+        assert set(numbers["differences"]) == {"DyCON w/o FeCL", "MT"}
+        total = sum(numbers["lesions_per_case"].values())
+        for bins in numbers["bins"].values():
+            assert [b["bin"] for b in bins] == ["tiny", "small", "medium", "large", "all"]
+            assert bins[-1]["n_lesions"] == total
+            for b in bins:
+                for key in ("detection_rate", "detection_iou_rate", "dice_mean"):
+                    assert b[key] is None if b["n_lesions"] == 0 else 0 <= b[key] <= 100
+        assert "fig_lesion_size_dycon_minus_mt_small_detection_iou" in glued
+    elif name == "curves":
+        assert rows == {"DyCON", "MT"}
+        assert numbers["validation"] and numbers["val_every"] == 1
+        for run in numbers["runs"].values():  # val_every = 1 at 4 iterations: 4 points
+            assert run["val_points"] == 4 and 0 <= run["final_val_dice"] <= 100
+        assert "fig_curves_mt_best_val_dice" in glued
+    elif name == "gradcam":
+        assert numbers["steps"] == [1, 2, 4] and numbers["iterations"] == 4
+        assert 1 <= len(numbers["cases"]) <= 2
+        for case in numbers["cases"]:
+            assert case["lesion_fraction"] > 0
+            assert all(v is None or 0 <= v <= 1 for v in case["inside"].values())
+        assert {f"fig_gradcam_inside_step{s}" for s in (1, 2, 4)} <= glued
+    else:
+        assert rows == {"DyCON", "MT"}
+        assert len(numbers["cases"]) == 2
+        assert all(set(c["dice"]) == {"DyCON", "MT"} for c in numbers["cases"])
