@@ -26,7 +26,8 @@ from dycon.data.isles_sim import (
     size_bin,
     writer,
 )
-from dycon.data.isles_sim.lesions import phenotype_schedule
+from dycon.data.isles_sim.lesions import phenotype_schedule, plant_lesions
+from dycon.data.isles_sim.mimics import plant_mimics
 from dycon.data.isles_sim.synth import synthesize_case
 from dycon.data.volume import DataError
 
@@ -87,6 +88,7 @@ def test_layout_is_the_isles22_zenodo_layout(tiny):
 
 def test_volumes_dtype_shape_affine_and_masks(tiny):
     preset = PRESETS["tiny"]
+    lesion_dwi, healthy_dwi, lesion_adc, healthy_adc = [], [], [], []
     for i in range(preset.n_cases):
         imgs = {k: nib.load(p) for k, p in case_paths(tiny, i).items()}
         for key, img in imgs.items():
@@ -102,10 +104,19 @@ def test_volumes_dtype_shape_affine_and_masks(tiny):
         assert set(np.unique(mask)) == {0, 1}
         assert np.all(brain[mask == 1]), "lesion voxels outside the brain"
         assert np.all((adc > 0) <= brain) and np.isfinite(dwi).all() and np.isfinite(adc).all()
-        # The label marks something visible: bright on DWI, dark on ADC.
+        # The label marks something visible: bright on DWI, dark on ADC. Since generator 2.0 a
+        # lesion's contrast can be as low as c = 0.25 (DWI) and c' = 0.2 (ADC), and rim voxels
+        # keep only half of it, so one case may sit near 1.15 / 0.9; pooled over the cases the
+        # lesions are still clearly brighter on DWI and darker on ADC.
         healthy = brain & (mask == 0)
-        assert dwi[mask == 1].mean() > 1.3 * dwi[healthy].mean()
-        assert adc[mask == 1].mean() < 0.8 * adc[healthy].mean()
+        assert dwi[mask == 1].mean() > 1.15 * dwi[healthy].mean()
+        assert adc[mask == 1].mean() < 0.9 * adc[healthy].mean()
+        lesion_dwi.append(dwi[mask == 1].mean())
+        healthy_dwi.append(dwi[healthy].mean())
+        lesion_adc.append(adc[mask == 1].mean())
+        healthy_adc.append(adc[healthy].mean())
+    assert np.mean(lesion_dwi) > 1.3 * np.mean(healthy_dwi)
+    assert np.mean(lesion_adc) < 0.8 * np.mean(healthy_adc)
 
 
 def test_lesions_tsv_rows_are_the_connected_components(tiny):
@@ -299,6 +310,57 @@ def test_phenotype_quota_per_split():
         assert tuple(got[(split, p)] for p in names) == counts
 
 
+def _subject(preset_name: str = "default", seed: int = 3):
+    preset, params = PRESETS[preset_name], SimParams()
+    rng = np.random.RandomState(seed)
+    template = anatomy.load_template(params=params)
+    anat = anatomy.subject_anatomy(template=template, preset=preset, params=params, rng=rng)
+    return preset, params, anat, rng
+
+
+def test_mimics_are_unlabeled_bright_and_where_the_design_puts_them():
+    preset, params, anat, rng = _subject()
+    lesions = plant_lesions(
+        phenotype="lacunar", anatomy=anat, spacing=preset.spacing, params=params, rng=rng
+    )
+    params = dataclasses.replace(params, artefact_count=(3, 3), wmh_count=(6, 6))
+    mimics = plant_mimics(
+        anatomy=anat, lesion_mask=lesions.mask, spacing=preset.spacing, params=params, rng=rng
+    )
+    assert (mimics.artefacts, mimics.wmh) == (3, 6)
+    # Unlabeled, and kept one voxel away from every lesion voxel (the label stays coherent).
+    near_lesion = ndi.binary_dilation(lesions.mask, structure=STRUCTURE_26)
+    assert mimics.dwi_contrast.max() > 0 and not mimics.dwi_contrast[near_lesion].any()
+    # WMH raise ADC (T2 shine-through); artefacts leave it alone: the ADC footprint is a strict
+    # part of the DWI one, and it sits in white matter.
+    adc_on, dwi_on = mimics.adc_contrast > 0, mimics.dwi_contrast > 0
+    assert adc_on.any() and np.all(dwi_on[adc_on]) and (dwi_on & ~adc_on).sum() > 0
+    assert anat.wm[adc_on].mean() > 0.4
+    # Artefacts (bright on DWI only) lie low in the brain, near its surface.
+    artefact = dwi_on & ~adc_on
+    z_brain = np.flatnonzero(anat.brain.any(axis=(0, 1)))
+    z_art = np.nonzero(artefact)[2]
+    assert np.median(z_art) < z_brain[0] + 0.5 * (z_brain[-1] - z_brain[0])
+    assert np.median(anat.depth_mm[artefact]) < 15.0
+
+
+def test_lesion_rim_has_partial_volume_and_labels_stay_visible():
+    preset, params, anat, rng = _subject()
+    lesions = plant_lesions(
+        phenotype="territorial", anatomy=anat, spacing=preset.spacing, params=params, rng=rng
+    )
+    mask = lesions.mask
+    rim = ndi.binary_dilation(mask, structure=STRUCTURE_26) & ~mask
+    interior = ndi.binary_erosion(mask, structure=STRUCTURE_26)
+    c = lesions.dwi_contrast
+    # Unlabeled rim voxels carry at most half of the contrast, labeled voxels at least half
+    # (the floor), and the interior more than the labeled edge.
+    assert c[rim].max() <= 0.5 * params.dwi_contrast[1] * (1 + 2 * params.texture) + 1e-6
+    assert c[rim].max() > 0 and c[rim].mean() < c[mask].mean()
+    assert np.all(lesions.dwi_floor[mask] > 0) and not lesions.dwi_floor[~mask].any()
+    assert c[interior].mean() > c[mask & ~interior].mean()
+
+
 @pytest.mark.slow
 def test_default_preset_calibration(tmp_path):
     """One full default generation: the statistics notes/datasets.md section 4.3 calibrates."""
@@ -310,14 +372,30 @@ def test_default_preset_calibration(tmp_path):
     )
     assert [len(_list(dest / f"{s}.list")) for s in ("train", "val", "test")] == [40, 8, 24]
     fractions, brain_fill, per_case = [], [], Counter(r["case"] for r in rows)
+    lesion_z, bright_healthy, bright_lesion = [], 0, 0
     for i in range(72):
         img = nib.load(case_paths(dest, i)["msk"])
         assert img.shape == (64, 64, 48)
         np.testing.assert_allclose(img.header.get_zooms(), (3.0, 3.0, 3.5))
-        fractions.append(np.asarray(img.dataobj).mean())
-        brain_fill.append((np.asarray(nib.load(case_paths(dest, i)["dwi"]).dataobj) > 0).mean())
+        mask = np.asarray(img.dataobj) > 0
+        dwi = np.asarray(nib.load(case_paths(dest, i)["dwi"]).dataobj)
+        fractions.append(mask.mean())
+        brain_fill.append((dwi > 0).mean())
+        # Difficulty as the training pipeline sees it: DWI z-scored over the brain.
+        brain = dwi > 0
+        z = (dwi - dwi[brain].mean()) / dwi[brain].std()
+        lesion_z.append(np.median(z[mask]))
+        bright_healthy += int((z[brain & ~mask] > 2.5).sum())
+        bright_lesion += int((z[mask] > 2.5).sum())
     assert np.median(fractions) < 0.01 and max(fractions) < 0.02
     assert 0.2 < np.median(brain_fill) < 0.4
+    # Generator 2.0: lesions 2-3.5 SD above the brain (1.0: 4.3 SD, so a threshold found them),
+    # and lesion mimics: healthy voxels above 2.5 SD number a sixth of the lesion voxels there
+    # (1.0: 2 %). Measured on seed 0: median 2.8 SD, ratio 0.18, 87 artefacts and 213 WMH.
+    assert 2.0 < np.median(lesion_z) < 3.5
+    assert bright_healthy > 0.1 * bright_lesion
+    mimics = [(int(r["artefacts"]), int(r["wmh"])) for r in participants]
+    assert sum(a for a, _ in mimics) > 20 and sum(w for _, w in mimics) > 50
     assert np.median(list(per_case.values())) >= 3 and len(per_case) == 72
     bins = Counter(r["size_bin"] for r in rows)
     assert all(bins[b] > 0 for b in ("tiny", "small", "medium", "large"))

@@ -20,14 +20,20 @@ class LesionMaps:
 
     Attributes:
         mask: Union of all lesions (bool).
-        dwi_contrast: Per-voxel DWI contrast c of the lesion covering it (0 elsewhere).
-        adc_contrast: Per-voxel ADC contrast c' of the lesion covering it (0 elsewhere).
+        dwi_contrast: Per-voxel DWI contrast c * texture * occupancy of the lesion covering it
+            (max over lesions); non-zero on the labeled voxels and their one-voxel rim.
+        adc_contrast: Per-voxel ADC contrast c' * occupancy, on the same footprint.
+        dwi_floor: On labeled voxels, `pv_label_min` * c * texture (0 elsewhere): the least
+            contrast a labeled voxel keeps after the point spread (what a rater can see).
+        adc_floor: The same for c'.
         planted: Number of lesions planted (components may merge or touch).
     """
 
     mask: np.ndarray
     dwi_contrast: np.ndarray
     adc_contrast: np.ndarray
+    dwi_floor: np.ndarray
+    adc_floor: np.ndarray
     planted: int
 
 
@@ -66,7 +72,9 @@ def plant_lesions(
         planter.embolic()
     if phenotype == "lacunar":
         planter.lacunar()
-    return LesionMaps(planter.mask, planter.c_dwi, planter.c_adc, planter.planted)
+    return LesionMaps(
+        planter.mask, planter.c_dwi, planter.c_adc, planter.f_dwi, planter.f_adc, planter.planted
+    )
 
 
 class _Planter:
@@ -81,6 +89,8 @@ class _Planter:
         self.mask = np.zeros(shape, dtype=bool)  # (X, Y, Z)
         self.c_dwi = np.zeros(shape, dtype=np.float32)  # (X, Y, Z)
         self.c_adc = np.zeros(shape, dtype=np.float32)  # (X, Y, Z)
+        self.f_dwi = np.zeros(shape, dtype=np.float32)  # (X, Y, Z)
+        self.f_adc = np.zeros(shape, dtype=np.float32)  # (X, Y, Z)
         self.planted = 0
         scale = self.spacing.astype(np.float32)[:, None, None, None]
         self.xyz_mm = np.indices(shape, dtype=np.float32) * scale  # (3, X, Y, Z) for distances
@@ -129,42 +139,91 @@ class _Planter:
         return d2 <= radius_mm**2  # (X, Y, Z)
 
     def _render(self, voxel: np.ndarray, ml: float) -> None:
-        box, inside = _lesion_shape(voxel, ml, self.anat.tissue, self.spacing, self.p, self.rng)
-        c_dwi = self.rng.uniform(*self.p.dwi_contrast)
-        c_adc = self.rng.uniform(*self.p.adc_contrast)
+        p = self.p
+        blob = render_blob(
+            voxel, ml, self.anat.tissue, self.spacing, p, self.rng, p.axis_log_spread
+        )
+        c_dwi = self.rng.uniform(*p.dwi_contrast)
+        c_adc = self.rng.uniform(*p.adc_contrast)
+        tex = blob.texture(self.rng, p)  # (bx, by, bz)
+        box, inside = blob.box, blob.inside
         self.mask[box] |= inside
-        self.c_dwi[box] = np.where(inside, np.maximum(self.c_dwi[box], c_dwi), self.c_dwi[box])
-        self.c_adc[box] = np.where(inside, np.maximum(self.c_adc[box], c_adc), self.c_adc[box])
+        _max_into(self.c_dwi, box, c_dwi * tex * blob.occupancy)
+        _max_into(self.c_adc, box, c_adc * blob.occupancy)
+        _max_into(self.f_dwi, box, np.where(inside, p.pv_label_min * c_dwi * tex, 0.0))
+        _max_into(self.f_adc, box, np.where(inside, p.pv_label_min * c_adc, 0.0))
         self.planted += 1
 
 
-def _lesion_shape(voxel, ml, tissue, spacing, p: SimParams, rng: np.random.RandomState):
-    """A roughened, randomly oriented ellipsoid of about `ml` mL at `voxel`, cut to tissue.
+def _max_into(target: np.ndarray, box: tuple[slice, ...], values: np.ndarray) -> None:
+    target[box] = np.maximum(target[box], values)
 
-    Returns the bounding-box slices and the (bx, by, bz) bool lesion inside them. Only the
-    largest component is kept: the noise otherwise shatters the rim into 1-voxel islands.
+
+@dataclass(frozen=True)
+class Blob:
+    """One rendered roughened ellipsoid inside its bounding box.
+
+    Attributes:
+        box: Bounding-box slices on the output grid.
+        inside: (bx, by, bz) bool: voxels at least half occupied (the label).
+        occupancy: (bx, by, bz) float32 in [0, 1]: fraction of each voxel the blob fills,
+            0 beyond a one-voxel rim around `inside`.
+        scale_vox: (3,) texture smoothing sigma in voxels.
+    """
+
+    box: tuple[slice, ...]
+    inside: np.ndarray
+    occupancy: np.ndarray
+    scale_vox: np.ndarray
+
+    def texture(self, rng: np.random.RandomState, p: SimParams) -> np.ndarray:
+        """Smooth multiplicative texture 1 + texture * z (z clipped to +-2 sd), (bx, by, bz)."""
+        if p.texture <= 0:
+            return np.ones(self.inside.shape, dtype=np.float32)
+        z = ndi.gaussian_filter(rng.standard_normal(self.inside.shape), self.scale_vox)
+        z = np.clip(z / max(float(z.std()), 1e-6), -2.0, 2.0)
+        return (1.0 + p.texture * z).astype(np.float32)
+
+
+def render_blob(voxel, ml, allowed, spacing, p: SimParams, rng, axis_log_spread) -> Blob:
+    """A roughened, randomly oriented ellipsoid of about `ml` mL at `voxel`, cut to `allowed`.
+
+    The label is the largest component of the voxels at least half occupied; the occupancy
+    ramps linearly from 1 to 0 over `pv_width_vox` voxels across the (roughened) surface and is
+    kept on the label and its one-voxel rim only (the rim of other components would be visible
+    without a label). Lesions smaller than a voxel still mark the voxel they sit in.
     """
     r = _radius_mm(ml)
-    log_axes = rng.uniform(-p.axis_log_spread, p.axis_log_spread, size=3)
+    log_axes = rng.uniform(-axis_log_spread, axis_log_spread, size=3)
     axes = r * np.exp(log_axes - log_axes.mean())  # (3,) mm, product r^3
     rot = _random_rotation(rng)
     centre = voxel + rng.uniform(-0.5, 0.5, size=3)  # sub-voxel position, in voxels
-    # Noise is clipped to +-3 sd, so d + roughness * noise < 1 needs d < 1 + 3 * roughness.
-    half = np.ceil((1 + 3 * p.roughness) * axes.max() / spacing).astype(int) + 1
+    # Noise is clipped to +-3 sd, so d + roughness * noise < 1 needs d < 1 + 3 * roughness;
+    # one more voxel for the partial-volume rim.
+    half = np.ceil((1 + 3 * p.roughness) * axes.max() / spacing).astype(int) + 2
     lo = np.maximum(np.floor(centre).astype(int) - half, 0)
-    hi = np.minimum(np.floor(centre).astype(int) + half + 1, tissue.shape)
+    hi = np.minimum(np.floor(centre).astype(int) + half + 1, allowed.shape)
     box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
     ijk = np.indices(hi - lo, dtype=np.float64) + lo[:, None, None, None]  # (3, bx, by, bz)
     offset = (ijk - centre[:, None, None, None]) * spacing[:, None, None, None]  # mm
     local = np.einsum("ba,b...->a...", rot, offset)  # rot.T @ offset, in the ellipsoid frame
     dist = np.sqrt(sum((local[k] / axes[k]) ** 2 for k in range(3)))  # (bx, by, bz)
-    noise = ndi.gaussian_filter(rng.standard_normal(dist.shape), p.roughness_scale * r / spacing)
+    scale_vox = p.roughness_scale * r / spacing
+    noise = ndi.gaussian_filter(rng.standard_normal(dist.shape), scale_vox)
     noise = np.clip(noise / max(float(noise.std()), 1e-6), -3.0, 3.0)
-    inside = (dist + p.roughness * noise < 1.0) & tissue[box]
-    inside = _largest_component(inside)
-    if not inside.any():  # lesions smaller than a voxel still mark the voxel they sit in
+    d_eff = dist + p.roughness * noise  # < 1 inside the roughened surface
+    # Signed depth below the surface in voxels (radial approximation), then the occupancy ramp.
+    depth_vox = (1.0 - d_eff) * r / float(np.exp(np.log(spacing).mean()))
+    occupancy = np.clip(0.5 + depth_vox / p.pv_width_vox, 0.0, 1.0)
+    within = allowed[box]
+    inside = _largest_component((d_eff < 1.0) & within)
+    if not inside.any():
         inside[tuple(voxel - lo)] = True
-    return box, inside
+    rim = ndi.binary_dilation(inside, structure=STRUCTURE) & within
+    occupancy = np.where(inside, np.maximum(occupancy, 0.5), np.where(rim, occupancy, 0.0))
+    occupancy = np.where(~inside, np.minimum(occupancy, 0.5), occupancy)
+    scale_tex = p.texture_scale * r / spacing
+    return Blob(box, inside, occupancy.astype(np.float32), scale_tex)
 
 
 def _largest_component(mask: np.ndarray) -> np.ndarray:

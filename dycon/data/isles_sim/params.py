@@ -4,6 +4,20 @@ Everything that changes the generated voxels lives here, so that `dataset_descri
 record it in full (`dataclasses.asdict(SimParams())`). Changing a default changes the data:
 bump `GENERATOR_VERSION` with it, because a complete dataset is reused when preset, seed and
 version match.
+
+Version history:
+
+- 1.0.0: the prototype of notes/datasets.md section 4. Too easy: after per-case z-scoring the
+  lesions sat about 4 SD above the brain, a single global threshold reached a test Dice of 95 %
+  and a quick-scale supervised U-Net 92 % with 8 labeled cases (real ISLES'22 semi-supervised
+  Dice with 5-20 % labels: 30-70 %).
+- 2.0.0: calibrated for difficulty (`CALIBRATION`). Wider and lower lesion contrast, partial
+  volume at the lesion rim and texture inside it, ADC pseudo-normalisation, a stronger bias
+  field, and unlabeled lesion mimics that are bright on DWI: susceptibility artefacts at the
+  skull base and periventricular white-matter hyperintensities (T2 shine-through, bright on ADC
+  too, so only a model that reads ADC can tell them apart by intensity). Lesion size and
+  phenotype distributions, grid and split are as in 1.0 (the lesions themselves differ: the
+  random streams changed).
 """
 
 from __future__ import annotations
@@ -11,7 +25,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-GENERATOR_VERSION = "1.0.0"
+GENERATOR_VERSION = "2.0.0"
 
 SPLITS = ("train_labeled", "train_unlabeled", "val", "test")
 PHENOTYPES = ("embolic", "lacunar", "territorial", "mixed")
@@ -23,6 +37,13 @@ SIZE_BINS = (
     ("medium", 2.0, 10.0),
     ("large", 10.0, math.inf),
 )
+
+# What generator 2.0 was calibrated for, and what it measured (default preset, seed 0); recorded
+# in dataset_description.json. Real ISLES'22 semi-supervised Dice with 5-20 % labels: 30-70 %.
+CALIBRATION = {
+    "target": "quick scale, supervised-only with 4 labeled (10 %): test Dice 50-80 %",
+    "measured": "quick scale, 4 labeled: supervised-only 28.9 % test Dice (results/table1)",
+}
 
 # 26-connectivity (faces, edges and corners) for lesion components, as in the ISLES'22
 # lesion-wise evaluation; used both when planting lesions and when writing lesions.tsv.
@@ -105,12 +126,43 @@ class SimParams:
     axis_log_spread: float = 0.35
     roughness: float = 0.3
     roughness_scale: float = 0.5  # noise smoothing sigma / equivalent radius
-    # Lesion intensity, partial volume s = max(hard, Gaussian(hard)).
-    dwi_contrast: tuple[float, float] = (0.6, 1.0)
-    adc_contrast: tuple[float, float] = (0.35, 0.55)
-    pv_sigma_vox: float = 0.7
-    # Acquisition.
+    # Lesion intensity. DWI x (1 + s), s = c * texture * occupancy blurred by the point spread,
+    # at least `pv_label_min` * c * texture on labeled voxels. c ~ U(0.4, 1.0): lesion/brain
+    # ratio 1.4-2.0 at full occupancy, centred on the measured ISLES'22 case (1.74); v1 drew
+    # U(0.6, 1.0). Partial volume and texture make rims and parts of lesions subtler still.
+    # ADC x (1 - s'), c' ~ U(0.2, 0.55): ratio 0.45-0.8 (measured: 0.52; v1: 0.45-0.65; the
+    # upper end stands for pseudo-normalising sub-acute lesions, which are still labeled).
+    dwi_contrast: tuple[float, float] = (0.4, 1.0)
+    adc_contrast: tuple[float, float] = (0.2, 0.55)
+    texture: float = 0.2  # sd of a smooth multiplicative texture in a lesion (clipped at 2 sd)
+    texture_scale: float = 0.5  # texture smoothing sigma / equivalent radius
+    # Partial volume: a voxel's lesion occupancy ramps 1 -> 0 across the surface over
+    # `pv_width_vox` voxels; the label is occupancy >= 0.5, so rim voxels carry 50-100 % of the
+    # contrast and their unlabeled neighbours up to 50 %.
+    pv_width_vox: float = 1.0
+    pv_label_min: float = 0.5  # floor on labeled voxels, as a fraction of c * texture
+    psf_sigma_vox: float = 0.5
+    # Mimics (new in 2.0, see mimics.py): unlabeled structures that are bright on DWI.
+    # Susceptibility (EPI) artefacts near the skull base: at the brain surface in the inferior
+    # part of the brain, elongated, as bright as lesions; ADC unchanged (they cancel in the fit).
+    artefact_count: tuple[int, int] = (0, 3)
+    artefact_log_ml: tuple[float, float] = (0.5, 6.0)
+    artefact_dwi: tuple[float, float] = (0.3, 1.0)
+    artefact_depth_mm: float = 9.0  # centre at most this deep below the brain surface
+    artefact_inferior: float = 0.4  # centre in the lowest fraction of the brain's S extent
+    artefact_axis_log_spread: float = 0.7
+    # White-matter hyperintensities / old lesions (T2 shine-through): periventricular white
+    # matter, moderately bright on DWI and bright on ADC (facilitated diffusion).
+    wmh_count: tuple[int, int] = (0, 6)
+    wmh_log_ml: tuple[float, float] = (0.2, 4.0)
+    wmh_dwi: tuple[float, float] = (0.1, 0.4)
+    wmh_adc: tuple[float, float] = (0.2, 0.6)
+    wmh_wm: float = 0.5  # WM fraction of a WMH centre
+    wmh_ventricle_mm: float = 10.0  # centre within this distance of ventricular CSF
+    ventricle_csf: float = 0.5  # CSF fraction of a ventricle voxel ...
+    ventricle_depth_mm: float = 15.0  # ... this deep below the brain surface
+    # Acquisition: gain, bias field (v1: 5-15 %), Rician noise (v1 SNR: the same 12-25).
     dwi_brain_level: float = 300.0  # median tissue DWI before gain (real ISLES: ~275)
     gain: tuple[float, float] = (0.8, 1.2)
-    bias_amplitude: tuple[float, float] = (0.05, 0.15)  # field within 1 +- amplitude
+    bias_amplitude: tuple[float, float] = (0.1, 0.2)  # field within 1 +- amplitude
     snr: tuple[float, float] = (12.0, 25.0)

@@ -1,4 +1,8 @@
-"""One isles-sim case: anatomy -> lesions -> DWI/ADC pseudo-contrasts -> acquisition effects."""
+"""One isles-sim case: anatomy -> lesions and mimics -> DWI/ADC pseudo-contrasts -> acquisition.
+
+DWI = tissue DWI x (1 + max(s_lesion, s_mimic)), ADC = tissue ADC x (1 - s'_lesion) x
+(1 + s'_mimic); then gain, a bias field and Rician noise (parameters: `SimParams`).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from scipy import ndimage as ndi
 
 from dycon.data.isles_sim.anatomy import SubjectAnatomy, Template, subject_anatomy
 from dycon.data.isles_sim.lesions import LesionMaps, plant_lesions
+from dycon.data.isles_sim.mimics import MimicMaps, plant_mimics
 from dycon.data.isles_sim.params import Preset, SimParams
 
 
@@ -23,6 +28,7 @@ class SimCase:
         brain: bool brain mask (every lesion voxel is inside it).
         affine: (4, 4) LAS voxel-to-world matrix.
         planted: Number of lesions planted (touching lesions form one component).
+        mimics: Number of unlabeled mimics planted (artefacts, white-matter hyperintensities).
     """
 
     dwi: np.ndarray
@@ -31,6 +37,7 @@ class SimCase:
     brain: np.ndarray
     affine: np.ndarray
     planted: int
+    mimics: tuple[int, int] = (0, 0)
 
 
 def synthesize_case(
@@ -46,27 +53,40 @@ def synthesize_case(
     lesions = plant_lesions(
         phenotype=phenotype, anatomy=anat, spacing=preset.spacing, params=params, rng=rng
     )
-    dwi, adc = _contrasts(anat, lesions, params)
+    mimics = plant_mimics(
+        anatomy=anat, lesion_mask=lesions.mask, spacing=preset.spacing, params=params, rng=rng
+    )
+    dwi, adc = _contrasts(anat, lesions, mimics, params)
     dwi, adc = _acquire(dwi, adc, anat, params, rng)
     return SimCase(
-        dwi, adc, lesions.mask.astype(np.uint8), anat.brain, anat.affine, lesions.planted
+        dwi,
+        adc,
+        lesions.mask.astype(np.uint8),
+        anat.brain,
+        anat.affine,
+        lesions.planted,
+        (mimics.artefacts, mimics.wmh),
     )
 
 
-def _contrasts(anat: SubjectAnatomy, lesions: LesionMaps, p: SimParams):
-    """Noise-free DWI x (1 + s) and ADC x (1 - s'), s = partial-volume map of lesion contrast."""
+def _contrasts(anat: SubjectAnatomy, lesions: LesionMaps, mimics: MimicMaps, p: SimParams):
+    """Noise-free DWI and ADC with the lesion and mimic contrast maps after the point spread."""
     tissue = (anat.gm, anat.wm, anat.csf)
     dwi = sum(w * m for w, m in zip(p.dwi_weights, tissue, strict=True))  # (X, Y, Z)
     adc = sum(w * m for w, m in zip(p.adc_weights, tissue, strict=True))  # (X, Y, Z)
-    # Partial volume: the blur spills contrast into neighbours, the max keeps every labeled
-    # voxel at full contrast; blur alone left 1-voxel lesions nearly invisible (ratio 0.97).
-    s_dwi = np.maximum(
-        lesions.dwi_contrast, ndi.gaussian_filter(lesions.dwi_contrast, p.pv_sigma_vox)
-    )
-    s_adc = np.maximum(
-        lesions.adc_contrast, ndi.gaussian_filter(lesions.adc_contrast, p.pv_sigma_vox)
-    )
-    return dwi * (1.0 + s_dwi), adc * (1.0 - s_adc)
+    # The point spread blurs the occupancy-weighted contrast; labeled voxels keep at least
+    # `pv_label_min` of their lesion's contrast, so every label marks something visible (blur
+    # alone left 1-voxel lesions nearly invisible in the prototype: ratio 0.97).
+    s_dwi = np.maximum(_psf(lesions.dwi_contrast, p), lesions.dwi_floor)
+    s_adc = np.maximum(_psf(lesions.adc_contrast, p), lesions.adc_floor)
+    m_dwi, m_adc = _psf(mimics.dwi_contrast, p), _psf(mimics.adc_contrast, p)
+    return dwi * (1.0 + np.maximum(s_dwi, m_dwi)), adc * (1.0 - s_adc) * (1.0 + m_adc)
+
+
+def _psf(contrast: np.ndarray, p: SimParams) -> np.ndarray:
+    if p.psf_sigma_vox <= 0 or not contrast.any():
+        return contrast
+    return ndi.gaussian_filter(contrast, p.psf_sigma_vox)
 
 
 def _acquire(dwi, adc, anat: SubjectAnatomy, p: SimParams, rng: np.random.RandomState):

@@ -21,6 +21,7 @@ from dycon.data._io import atomic_path, write_text_atomic
 from dycon.data.isles_sim import anatomy
 from dycon.data.isles_sim.lesions import component_rows, phenotype_schedule
 from dycon.data.isles_sim.params import (
+    CALIBRATION,
     CONNECTIVITY,
     GENERATOR_VERSION,
     PRESETS,
@@ -37,6 +38,8 @@ DESCRIPTION = "dataset_description.json"
 # One row per connected component; the centroid is in voxel indices of the stored (LAS) array.
 LESION_COLUMNS = ("case", "component", "voxels", "volume_ml", "size_bin", "phenotype")
 LESION_COLUMNS += ("centroid_i", "centroid_j", "centroid_k")
+# artefacts / wmh: unlabeled lesion mimics planted in the case (see mimics.py).
+PARTICIPANT_COLUMNS = ("participant_id", "phenotype", "split", "artefacts", "wmh")
 GZIP_LEVEL = 6
 
 
@@ -160,13 +163,19 @@ def _write_dataset(root: Path, preset: Preset, seed: int) -> None:
     """Every file of the dataset under `root`; the description goes last (completion marker)."""
     params = SimParams()
     template = anatomy.load_template(params=params)
-    phenotypes, rows = _write_cases(root, preset, seed, params, template)
+    phenotypes, rows, mimics = _write_cases(root, preset, seed, params, template)
     splits = preset.split_of_case()
     participants = [
-        {"participant_id": case_id(i), "phenotype": phenotypes[i], "split": splits[i]}
+        {
+            "participant_id": case_id(i),
+            "phenotype": phenotypes[i],
+            "split": splits[i],
+            "artefacts": mimics[i][0],
+            "wmh": mimics[i][1],
+        }
         for i in range(preset.n_cases)
     ]
-    _write_tsv(root / "participants.tsv", ("participant_id", "phenotype", "split"), participants)
+    _write_tsv(root / "participants.tsv", PARTICIPANT_COLUMNS, participants)
     _write_tsv(root / "lesions.tsv", LESION_COLUMNS, rows)
     _write_split_lists(root, splits)
     write_text_atomic(root / "NOTICE", NOTICE_SOURCE.read_text())
@@ -190,10 +199,12 @@ def case_rngs(
 
 
 def _write_cases(root: Path, preset: Preset, seed: int, params: SimParams, template):
-    """Generate and write every case; returns the phenotypes and the lesions.tsv rows."""
+    """Generate and write every case; returns the phenotypes, the lesions.tsv rows and the
+    mimic counts (artefacts, wmh) of every case."""
     rngs, schedule_rng = case_rngs(seed=seed, n_cases=preset.n_cases)
     phenotypes = phenotype_schedule(preset=preset, params=params, rng=schedule_rng)
     rows: list[dict] = []
+    mimics: list[tuple[int, int]] = []
     for i, rng in enumerate(rngs):
         case = synthesize_case(
             template=template, preset=preset, params=params, phenotype=phenotypes[i], rng=rng
@@ -205,7 +216,8 @@ def _write_cases(root: Path, preset: Preset, seed: int, params: SimParams, templ
         rows += component_rows(
             case=case_id(i), mask=case.mask, phenotype=phenotypes[i], voxel_ml=preset.voxel_ml
         )
-    return phenotypes, rows
+        mimics.append(case.mimics)
+    return phenotypes, rows, mimics
 
 
 def _apply_umask(root: Path) -> None:
@@ -284,6 +296,7 @@ def _description(preset: Preset, seed: int, params: SimParams, template: anatomy
         "seeding": "case i: RandomState(SeedSequence(seed).spawn(n_cases + 1)[i]"
         ".generate_state(4)); stream n_cases shuffles the phenotype quotas",
         "parameters": dataclasses.asdict(params),
+        "calibration": CALIBRATION,
         "template_sha256": template.sha256,
         "software": _versions(),
     }
