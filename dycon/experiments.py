@@ -283,24 +283,18 @@ def save_results(
     ``dest`` is replaced whole, through a staging folder and renames, so it never mixes two
     reproductions and an interruption leaves the previous one in place.
     """
+    from .data._io import staged_folder
+
     dest = Path(dest)
-    staging = dest.with_name(dest.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    for result in results:
-        target = staging / "runs" / result.run_id
-        target.mkdir(parents=True, exist_ok=True)
-        for name in ("summary.json", "per_case.csv", "config.yaml", "log.jsonl"):
-            if (result.run_dir / name).is_file():
-                shutil.copy2(result.run_dir / name, target / name)
-    staging.mkdir(parents=True, exist_ok=True)
-    for name, text in (files or {}).items():
-        (staging / name).write_text(text)
-    old = dest.with_name(dest.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if dest.exists():
-        dest.rename(old)
-    staging.rename(dest)
-    shutil.rmtree(old, ignore_errors=True)
+    with staged_folder(dest) as staging:
+        for result in results:
+            target = staging / "runs" / result.run_id
+            target.mkdir(parents=True, exist_ok=True)
+            for name in ("summary.json", "per_case.csv", "config.yaml", "log.jsonl"):
+                if (result.run_dir / name).is_file():
+                    shutil.copy2(result.run_dir / name, target / name)
+        for name, text in (files or {}).items():
+            (staging / name).write_text(text)
     return dest
 
 

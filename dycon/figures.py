@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import struct
 import warnings
 from collections.abc import Sequence
@@ -41,6 +40,7 @@ import numpy as np
 
 from .analysis.lesions import BINS, LesionStudy, analyze_run, bin_summary, compare_methods
 from .config import ConfigError
+from .data._io import staged_folder
 from .experiments import RunResult, RunSpec, config_of, labeled_count, table_dataset, train_size
 
 FIGURES = ("lesion-size", "gradcam", "curves", "overlays")
@@ -561,19 +561,11 @@ def save_figure(
         "numbers": _clean(numbers),
     }
     dest = Path(dest)
-    staging = dest.with_name(dest.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    for fname, data in pngs.items():
-        (staging / fname).write_bytes(data)
-    (staging / "figure.json").write_text(json.dumps(record, indent=2, allow_nan=False) + "\n")
-    (staging / "summary.md").write_text(to_markdown(name, numbers) + "\n")
-    old = dest.with_name(dest.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if dest.exists():
-        dest.rename(old)
-    staging.rename(dest)
-    shutil.rmtree(old, ignore_errors=True)
+    with staged_folder(dest) as staging:
+        for fname, data in pngs.items():
+            (staging / fname).write_bytes(data)
+        (staging / "figure.json").write_text(json.dumps(record, indent=2, allow_nan=False) + "\n")
+        (staging / "summary.md").write_text(to_markdown(name, numbers) + "\n")
     return dest
 
 
