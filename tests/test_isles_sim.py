@@ -104,7 +104,7 @@ def test_volumes_dtype_shape_affine_and_masks(tiny):
         assert set(np.unique(mask)) == {0, 1}
         assert np.all(brain[mask == 1]), "lesion voxels outside the brain"
         assert np.all((adc > 0) <= brain) and np.isfinite(dwi).all() and np.isfinite(adc).all()
-        # The label marks something visible: bright on DWI, dark on ADC. Since generator 2.0 a
+        # The label marks something visible: bright on DWI, dark on ADC. Since generator 2.1 a
         # lesion's contrast can be as low as c = 0.25 (DWI) and c' = 0.2 (ADC), and rim voxels
         # keep only half of it, so one case may sit near 1.15 / 0.9; pooled over the cases the
         # lesions are still clearly brighter on DWI and darker on ADC.
@@ -389,7 +389,7 @@ def test_default_preset_calibration(tmp_path):
         bright_lesion += int((z[mask] > 2.5).sum())
     assert np.median(fractions) < 0.01 and max(fractions) < 0.02
     assert 0.2 < np.median(brain_fill) < 0.4
-    # Generator 2.0: lesions 2-3.5 SD above the brain (1.0: 4.3 SD, so a threshold found them),
+    # Generator 2.1: lesions 2-3.5 SD above the brain (1.0: 4.3 SD, so a threshold found them),
     # and lesion mimics: healthy voxels above 2.5 SD number a sixth of the lesion voxels there
     # (1.0: 2 %). Measured on seed 0: median 2.8 SD, ratio 0.18, 87 artefacts and 213 WMH.
     assert 2.0 < np.median(lesion_z) < 3.5
