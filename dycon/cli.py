@@ -156,7 +156,7 @@ def _experiment(args) -> int:
     from .engine.distributed import barrier, init_world
     from .engine.evaluate import evaluate
     from .engine.presets import compose
-    from .engine.runs import run_id, write_run_config
+    from .engine.runs import claim_run, run_id
     from .engine.trainer import TrainingError, resolve_device, train
 
     cfg = compose(
@@ -171,13 +171,13 @@ def _experiment(args) -> int:
         print(text, end="")
         return 0
     run_dir = Path(args.runs_dir) / run_id(cfg)
-    write_run_config(run_dir, cfg)
     summary_path = run_dir / "summary.json"
     if args.command in ("train", "run"):
         world, _ = init_world(resolve_device(cfg.train.device))
-        if world.size > 1:  # rank 0 alone generates or checks the data; the others wait for it
-            if world.is_main:
-                dataset_folder(cfg, root=args.data_root)
+        # Rank 0 alone generates or checks the data and claims the run folder; the others wait.
+        if world.is_main:
+            claim_run(run_dir, cfg, data_folder=dataset_folder(cfg, root=args.data_root))
+        if world.size > 1:
             barrier(world)
         try:
             info = train(
@@ -194,10 +194,12 @@ def _experiment(args) -> int:
         _write_json(run_dir / "train.json", info)
         print(f"trained {run_dir}")
     if args.command in ("evaluate", "run"):
+        folder = dataset_folder(cfg, root=args.data_root)
+        if args.command == "evaluate":  # `run` claimed the folder before training
+            claim_run(run_dir, cfg, data_folder=folder)
         if summary_path.is_file() and not args.force:
             print(f"already evaluated: {summary_path} (--force to redo)")
             return 0
-        folder = dataset_folder(cfg, root=args.data_root)
         test = split_cases(cfg, cfg.data.test_list, folder=folder)
         train_info = _read_json(run_dir / "train.json")
         summary = evaluate(

@@ -231,7 +231,7 @@ def ensure(
     """Train and evaluate what is missing, reuse what is done; one result per spec, in order."""
     from .engine.datasets import dataset_folder, split_cases, train_data
     from .engine.evaluate import evaluate
-    from .engine.runs import run_id, write_run_config
+    from .engine.runs import claim_run, run_id
     from .engine.trainer import train
 
     results = []
@@ -240,10 +240,10 @@ def ensure(
         rid = run_id(cfg)
         run_dir = Path(runs_dir) / rid
         summary_path = run_dir / "summary.json"
+        claim_run(run_dir, cfg, data_folder=dataset_folder(cfg, root=root))
         if not summary_path.is_file():
             if progress:
                 print(f"[{i}/{len(specs)}] {rid}: training", file=sys.stderr, flush=True)
-            write_run_config(run_dir, cfg)
             info = train(cfg, data=train_data(cfg, root=root), run_dir=run_dir, progress=progress)
             folder = dataset_folder(cfg, root=root)
             test = split_cases(cfg, cfg.data.test_list, folder=folder)

@@ -24,7 +24,7 @@ from ..metrics import case_metrics, mean_ci
 from .checkpoint import load_checkpoint
 from .datasets import SYNTHETIC, SplitData
 from .inference import sliding_window_predict
-from .runs import run_id
+from .runs import data_version, run_id
 from .schema import ExperimentConfig
 from .trainer import build_model, resolve_device
 
@@ -112,6 +112,7 @@ def evaluate(
             print(f"  {case}: dice {row['dice']:.2f}", file=sys.stderr)
     train_info = {**(train_info or {}), "selected_step": selected["step"]}
     summary = _summary(cfg, rows, train_info, time.perf_counter() - start, device)
+    summary["data_version"] = data_version(test.load.folder)
     _write_csv(run_dir / "per_case.csv", rows)
     write_text_atomic(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
