@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from .config import ConfigError, to_dict
+from .config import ConfigError, parse_assignment, to_dict
 from .data.volume import DataError
 
 DATASETS = ("isles-sim", "isles22", "brats19", "pancreas", "la")
@@ -140,12 +140,7 @@ def _data(args) -> int:
                 print(f"{'':10s} {row['detail']}")
         return 0
     dest = Path(args.dest) if args.dest else data_root(must_exist=False) / args.dataset
-    options = {}
-    for item in args.options:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise DataError(f"--option {item!r} must look like key=value")
-        options[key.strip()] = yaml.safe_load(value)
+    options = dict(parse_assignment(item, what="--option") for item in args.options)
     path = prepare(args.dataset, raw=args.raw, dest=dest, **options)
     print(f"prepared {args.dataset} in {path}")
     return 0

@@ -46,21 +46,31 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return json.loads(json.dumps(dataclasses.asdict(cfg)))
 
 
+def parse_assignment(item: str, *, what: str = "override", form: str = "key=value"):
+    """``key=value`` -> ``(key, value)``, the value parsed as YAML (a scalar or a list)."""
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"{what} {item!r} must look like {form}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        raise ConfigError(f"{what} {item!r}: the value is not valid YAML") from None
+    return key.strip(), value
+
+
 def apply_overrides(cfg: T, overrides: list[str] | tuple[str, ...]) -> T:
     """Apply ``section.key=value`` strings; values are parsed as YAML scalars or lists."""
     data = to_dict(cfg)
     for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"override {item!r} must look like section.key=value")
-        node, parts = data, key.strip().split(".")
+        key, value = parse_assignment(item, form="section.key=value")
+        node, parts = data, key.split(".")
         for depth, part in enumerate(parts):
             if not isinstance(node, dict) or part not in node:
                 scope = ".".join(parts[:depth])
                 known = node if isinstance(node, dict) else {}
                 raise ConfigError(_unknown(part, known, scope) + f" (in override {item!r})")
             if depth == len(parts) - 1:
-                node[part] = yaml.safe_load(raw) if raw.strip() else ""
+                node[part] = value
             else:
                 node = node[part]
     return from_dict(type(cfg), data)

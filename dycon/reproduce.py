@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from .config import ConfigError
+from .config import ConfigError, parse_assignment
 from .experiments import TABLES, check_table
 from .figures import check_figure
 
@@ -43,25 +43,15 @@ def reproduce_table(
     this machine's layout ends up in the executed notebook.
     """
     check_table(table)
-    template = ROOT / "notebooks" / f"table{table}.ipynb"
-    if not template.is_file():
-        raise ConfigError(f"notebook template {str(template)!r} is missing; restore notebooks/")
-    out_dir = ROOT / output_dir
-    out_dir.mkdir(parents=True, exist_ok=True)
-    final = out_dir / f"table{table}.ipynb"
     parameters = {
         "table": table,
-        "dataset": dataset,
-        "data_root": data_root,
-        "scale": scale,
-        "seeds": list(seeds or [1337]),
+        **_run_parameters(dataset, data_root, scale, seeds, device, runs_dir),
         "percents": list(percents) if percents else None,
         "rows": list(rows) if rows else None,
-        "device": device,
-        "runs_dir": runs_dir,
         "results_dir": results_dir if results_dir is not None else f"results/table{table}",
     }
-    _execute(template, final, parameters, progress=progress)
+    out_dir = ROOT / output_dir
+    final = _run_notebook(f"table{table}", out_dir / f"table{table}.ipynb", parameters, progress)
     env = ROOT / "notebooks" / "environment.ipynb"
     if env.is_file():  # the environment page follows every table
         results_root = str(Path(parameters["results_dir"]).parent)
@@ -92,22 +82,32 @@ def reproduce_figure(
     ``<output_dir>/<name>.ipynb`` and return its path; ``options`` sets the notebook's
     figure-specific parameters (e.g. ``{"n_cases": 2}``)."""
     check_figure(name)
-    template = ROOT / "notebooks" / f"fig_{name.replace('-', '_')}.ipynb"
-    if not template.is_file():
-        raise ConfigError(f"notebook template {str(template)!r} is missing; restore notebooks/")
-    out_dir = ROOT / output_dir
-    out_dir.mkdir(parents=True, exist_ok=True)
-    final = out_dir / f"{name}.ipynb"
     parameters = {
         **(options or {}),
+        **_run_parameters(dataset, data_root, scale, seeds, device, runs_dir),
+        "results_dir": results_dir if results_dir is not None else f"results/fig-{name}",
+    }
+    final = ROOT / output_dir / f"{name}.ipynb"
+    return _run_notebook(f"fig_{name.replace('-', '_')}", final, parameters, progress)
+
+
+def _run_parameters(dataset, data_root, scale, seeds, device, runs_dir) -> dict:
+    """The parameters every table and figure notebook takes."""
+    return {
         "dataset": dataset,
         "data_root": data_root,
         "scale": scale,
         "seeds": list(seeds or [1337]),
         "device": device,
         "runs_dir": runs_dir,
-        "results_dir": results_dir if results_dir is not None else f"results/fig-{name}",
     }
+
+
+def _run_notebook(stem: str, final: Path, parameters: dict, progress: bool) -> Path:
+    template = ROOT / "notebooks" / f"{stem}.ipynb"
+    if not template.is_file():
+        raise ConfigError(f"notebook template {str(template)!r} is missing; restore notebooks/")
+    final.parent.mkdir(parents=True, exist_ok=True)
     _execute(template, final, parameters, progress=progress)
     return final
 
@@ -199,16 +199,9 @@ def main(args) -> int:
 
 
 def _main_figure(args) -> int:
-    import yaml
-
     if args.percents or args.rows:
         raise ConfigError("--percents and --rows apply to tables; figures use 10 % labeled")
-    options = {}
-    for item in args.params or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--param {item!r} must look like key=value")
-        options[key.strip()] = yaml.safe_load(value)
+    options = dict(parse_assignment(item, what="--param") for item in args.params or [])
     final = reproduce_figure(
         args.fig,
         dataset=args.dataset,

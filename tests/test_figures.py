@@ -148,7 +148,7 @@ def test_empty_lesions_give_nan_with_counts():
     assert math.isnan(last["mean"]) and last["n"] == 0
     figures.plot_gradcam([], [1, 2, 4], 4)
     assert figures.glue_values("gradcam", gradcam)["fig_gradcam_inside_step4"] == "— % (n = 0)"
-    json.dumps(figures._clean(numbers), allow_nan=False)  # NaN is written as null
+    json.dumps(figures.clean(numbers), allow_nan=False)  # NaN is written as null
 
 
 def _png(path: Path) -> tuple[int, int]:

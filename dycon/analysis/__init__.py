@@ -16,18 +16,15 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 from .curves import RunLog, plot_curves, read_log, smooth_ema
+from .lesion_stats import METRICS, bin_summary, compare_methods, wilson_interval
 from .lesions import (
     BINS,
-    METRICS,
     LesionStudy,
     analyze_case,
     analyze_cases,
     analyze_run,
     assign_bin,
-    bin_summary,
     check_bins,
-    compare_methods,
-    wilson_interval,
 )
 from .overlays import FN, FP, GT_CONTOUR, TP, OverlayCase, overlay_grid, overlay_rgb, pick_slices
 
