@@ -14,7 +14,6 @@ from matplotlib.image import imread
 from dycon import cli, figures
 from dycon.analysis.lesions import analyze_case
 from dycon.config import ConfigError
-from dycon.data.prepare import prepare
 from dycon.data.splits import read_split
 from dycon.engine.runs import run_id
 from dycon.experiments import config_of, table_runs
@@ -25,11 +24,10 @@ DPI = 110  # dycon.report.png
 
 
 @pytest.fixture(scope="module")
-def tiny_root(tmp_path_factory):
+def tiny_root(tiny_data, tmp_path_factory):
     """isles-sim `tiny`, plus a validation list: tiny has none, and the curves figure validates
     wherever a list exists. The listed case is an unlabeled training case (a pipeline check)."""
-    root = tmp_path_factory.mktemp("data")
-    prepare("isles-sim", dest=root / "isles-sim", preset="tiny")
+    root = shutil.copytree(tiny_data, tmp_path_factory.mktemp("figures") / "data")
     train = read_split(root / "isles-sim" / "train.list")
     (root / "isles-sim" / "val.list").write_text(train[-1] + "\n")
     return root

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from dycon.data.prepare import prepare
 from dycon.reproduce import reproduce_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -17,10 +16,8 @@ PERCENTS = {1: [10], 2: [20], 3: [20], 4: [10], 5: [10]}  # one labeled case of 
 
 
 @pytest.fixture(scope="module")
-def tiny_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    prepare("isles-sim", dest=root / "isles-sim", preset="tiny")
-    return root
+def tiny_root(tiny_data):
+    return tiny_data
 
 
 @pytest.mark.slow

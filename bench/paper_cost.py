@@ -1,0 +1,664 @@
+"""Estimated GPU cost of each paper table at the paper scale: counted FLOPs, assumed throughput.
+
+    python bench/paper_cost.py                   # Tables 1-5, one seed, 25 and 100 TFLOP/s
+    python bench/paper_cost.py --seeds 3         # three seeds per (row, labeled percentage)
+    python bench/paper_cost.py --tflops 12,40    # other assumed sustained throughputs
+    python bench/paper_cost.py --tables 2,4      # some tables only
+
+Counted, not timed: FLOPs (torch.utils.flop_counter.FlopCounterMode, which counts convolutions
+and matrix products, 2 FLOPs per multiply-add) of one forward and one backward of each model at
+each patch, on the "meta" device (no memory, no data, seconds). A training step is composed from
+what the method's code pushes through the networks (``METHOD_COUNTING`` says what, per method),
+times ``train.iterations``; evaluation is the official sliding window (``window_starts`` of
+``dycon.engine.inference``) over a typical test volume (``TYPICAL_SHAPES``, an assumption) times
+the test cases. Nothing reads a data folder.
+
+Assumed, not measured: the sustained throughput that turns FLOPs into GPU-hours (``--tflops``,
+default 25 and 100 TFLOP/s: 3-D convolutions on an A100/H100-class GPU in bf16 or TF32). No GPU
+run has measured it here; ``bench/train_step.py`` on CUDA does, and its achieved TFLOP/s (shown
+under ``throughput_cross_check`` once ``results/bench/train_step-cuda.json`` exists) is what to
+pass to ``--tflops``. Writes results/bench/paper-cost.json and paper-cost.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(ROOT))
+
+from _machine import machine_info  # noqa: E402
+
+ASSUMED_TFLOPS = (25.0, 100.0)
+# Cases per split, from the comments of dycon/configs/datasets/<name>.yaml (the pinned lists;
+# isles22: our seeded 200 / 50 split). Train counts only give the labeled count of a percentage.
+TRAIN_CASES = {"isles22": 200, "brats19": 250, "pancreas": 62, "la": 80, "isles-sim": 40}
+TEST_CASES = {"isles22": 50, "brats19": 60, "pancreas": 20, "la": 20, "isles-sim": 24}
+# A typical test volume (x, y, z) as the evaluation sees it (the volume's own grid; z takes the
+# fine stride). Assumptions; the source of each is given. Evaluation is a few % of a run, so
+# these shapes move the totals little.
+TYPICAL_SHAPES = {
+    "isles22": {
+        "shape": (112, 112, 72),
+        "source": "exact: the fixed 2 mm grid of dycon/data/prepare/isles22.py (SHAPE)",
+    },
+    "brats19": {
+        "shape": (140, 170, 140),
+        "source": (
+            "assumed: an adult brain's bounding box at 1 mm (SSL4MIS crops FLAIR to its non-zero "
+            "box; datasets notes section 1.2 give only the raw 240x240x155 grid); unverified"
+        ),
+    },
+    "pancreas": {
+        "shape": (185, 152, 140),
+        "source": (
+            "x, y: middle of MC-Net's printed ranges (145-225) x (145-159) at 1 mm, datasets "
+            "notes section 1.3 (the same pancreas box +-25 voxels); z: assumed ~90 mm of pancreas "
+            "+ 2 x 25 voxels for the 3-D crop of dycon/data/prepare/pancreas.py; unverified"
+        ),
+    },
+    "la": {
+        "shape": (190, 142, 88),
+        "source": "median of UA-MT's 100 h5 files, datasets notes section 1.4 (measured there)",
+    },
+    "isles-sim": {"shape": (64, 64, 48), "source": "exact: the isles-sim grid"},
+}
+METHOD_COUNTING = {
+    "supervised": (
+        "student forward + backward on the labeled rows only (data.labeled_batch_size); no "
+        "teacher (dycon/methods/supervised.py slices batch.image[:n] before the network)"
+    ),
+    "mt": (
+        "student forward + backward on the whole batch (data.batch_size); one EMA-teacher "
+        "forward, no backward, on the whole batch too: dycon/methods/mean_teacher.py feeds "
+        "the noisy full batch to the teacher and only then keeps the unlabeled rows"
+    ),
+    "ua-mt": (
+        "student forward + backward on the whole batch; 1 + T (method.mc_passes, 8) teacher "
+        "forwards, no backward, on the consistency rows only (the unlabeled rows by default, "
+        "consistency_on='unlabeled'): one for p_t and T for the uncertainty "
+        "(dycon/methods/ua_mt.py)"
+    ),
+    "dycon": (
+        "student forward + backward on the whole batch (the backward also runs through the "
+        "projection head when FeCL is on); one teacher forward, no backward, on the whole "
+        "batch (dycon/methods/dycon.py: no extra passes; UnCL, FeCL and the optional MT term "
+        "reuse these outputs); plus the FeCL similarity products, forward + backward, on its "
+        "rows (fecl_on, all rows by default), counted on one sample of the real token count "
+        "(embedding grid) on the CPU, times the rows"
+    ),
+}
+NOT_COUNTED = (
+    "FlopCounterMode counts convolutions and matrix products only: normalisation, activations, "
+    "softmax, the element-wise parts of the losses (Dice, CE, UnCL, entropies), the SGD and EMA "
+    "updates and data loading are not FLOPs here. They are memory-bound and are one reason why a "
+    "GPU sustains far less than its peak on these networks."
+)
+
+
+_MODELS: dict[tuple, dict] = {}  # (model fields, patch) -> counts
+_FECL: dict[tuple, int] = {}  # (tokens, dim, options) -> FLOPs of one sample
+
+
+def _model_counts(cfg, patch: tuple[int, int, int]) -> dict:
+    from dycon.config import to_dict
+    from dycon.engine.trainer import build_model
+
+    key = (json.dumps(to_dict(cfg.model), sort_keys=True), patch)
+    if key not in _MODELS:
+        _MODELS[key] = {"model": cfg.model.name, **_count_model(build_model, cfg, patch)}
+    return _MODELS[key]
+
+
+def _count_model(build_model, cfg, patch) -> dict:
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    def count(device: str) -> dict:
+        with torch.device(device):
+            model = build_model(cfg)
+        model.train()
+        x = torch.zeros(1, cfg.model.in_channels, *patch, device=device)
+        with FlopCounterMode(display=False) as fc:
+            out = model(x)
+        forward = fc.get_total_flops()
+        backward = {}
+        for name, outputs in (
+            ("logits", ("logits",)),
+            ("logits+embedding", ("logits", "embedding")),
+        ):
+            out = model(x)  # a fresh graph per backward
+            loss = sum(getattr(out, k).float().sum() for k in outputs)
+            with FlopCounterMode(display=False) as fc:
+                loss.backward()
+            backward[name] = fc.get_total_flops()
+            model.zero_grad(set_to_none=True)
+        return {
+            "params": sum(p.numel() for p in model.parameters()),
+            "forward": forward,
+            "backward": backward,
+            "embedding_grid": list(out.embedding.shape[2:]),
+            "embedding_dim": int(out.embedding.shape[1]),
+            "counted_on": device,
+        }
+
+    try:
+        return count("meta")
+    except (NotImplementedError, RuntimeError) as err:  # an op without a meta kernel
+        result = count("cpu")
+        result["meta_failed"] = f"{type(err).__name__}: {err}"[:300]
+        return result
+
+
+def model_flops(cfg, patch: tuple[int, int, int] | None = None) -> dict:
+    """FLOPs of one sample (batch 1) through ``cfg``'s model at ``patch`` (default data.patch):
+    ``forward``, ``backward`` (dict: from the logits only, or logits + embedding), ``params``,
+    ``embedding_grid``/``embedding_dim`` (FeCL's tokens), ``counted_on`` ("meta", or "cpu" where
+    an op had no meta kernel: ``meta_failed`` says which). Conv FLOPs are linear in the batch."""
+    return _model_counts(cfg, tuple(patch or cfg.data.patch))
+
+
+def _fecl_per_row(tokens: int, dim: int, options: tuple) -> int:
+    key = (tokens, dim, options)
+    if key not in _FECL:
+        _FECL[key] = _count_fecl(tokens, dim, options)
+    return _FECL[key]
+
+
+def _count_fecl(tokens: int, dim: int, options: tuple) -> int:
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from dycon.losses import fecl_loss
+
+    opts = dict(options)
+    hard, entropy = opts.pop("hard_negatives"), opts.pop("entropy_weighting")
+    gen = torch.Generator().manual_seed(0)
+    # One sample on the CPU (the streaming loss has no meta path): contrast stays within a
+    # sample, so the products are linear in the rows; ~13 GFLOP at 2,352 tokens of 256.
+    z = torch.randn(1, tokens, dim, generator=gen, requires_grad=True)
+    labels = torch.randint(0, 2, (1, tokens), generator=gen)
+    teacher = torch.randn(1, tokens, dim, generator=gen) if hard else None
+    ent = torch.rand(1, tokens, generator=gen) if entropy else None
+    with FlopCounterMode(display=False) as fc:
+        fecl_loss(
+            z,
+            labels,
+            teacher_tokens=teacher,
+            entropy=ent,
+            hard_negatives=hard,
+            entropy_weighting=entropy,
+            **opts,
+        ).backward()
+    return fc.get_total_flops()
+
+
+def fecl_flops(cfg, rows: int, tokens: int, dim: int) -> float:
+    """FeCL forward + backward FLOPs for ``rows`` samples of ``tokens`` tokens of ``dim``:
+    counted on one sample (CPU, random tokens, two classes), times ``rows``."""
+    if rows == 0:
+        return 0.0
+    mc = cfg.method
+    options = (
+        ("variant", mc["fecl_variant"]),
+        ("focal", mc["focal"]),
+        ("hard_negatives", mc["hard_negatives"]),
+        ("entropy_weighting", mc["entropy_weighting"]),
+        ("similarity_form", mc["similarity_form"]),
+        ("hard_negative_form", mc["hard_negative_form"]),
+        ("top_k", mc["top_k"]),
+    )
+    return rows * _fecl_per_row(tokens, dim, options)
+
+
+def step_flops(cfg) -> dict:
+    """FLOPs of one training step of ``cfg``: ``total`` and its parts (student forward and
+    backward, teacher forwards, FeCL), the rows and passes counted, and ``rule_of_three`` (the
+    same step with backward = 2 x forward) for comparison. See ``METHOD_COUNTING``."""
+    counts = model_flops(cfg)
+    fwd = counts["forward"]
+    mc = cfg.method
+    batch, labeled = cfg.data.batch_size, cfg.data.labeled_batch_size
+    unlabeled = batch - labeled
+    method = cfg.method_name
+    backward_from = "logits"
+    teacher_rows, teacher_passes, fecl_rows = 0, 0, 0
+    if method == "supervised":
+        student_rows = labeled
+    elif method == "mt":
+        student_rows, teacher_rows, teacher_passes = batch, batch, 1
+    elif method == "ua-mt":
+        student_rows = batch
+        teacher_rows = unlabeled if mc["consistency_on"] == "unlabeled" else batch
+        teacher_passes = 1 + mc["mc_passes"] if teacher_rows else 0
+    elif method == "dycon":
+        student_rows, teacher_rows, teacher_passes = batch, batch, 1
+        if mc["use_fecl"]:
+            fecl_rows = unlabeled if mc["fecl_on"] == "unlabeled" else batch
+            if fecl_rows:
+                backward_from = "logits+embedding"
+    else:
+        raise ValueError(f"no FLOP rule for method {method!r}; add one to METHOD_COUNTING")
+    tokens = math.prod(counts["embedding_grid"])
+    parts = {
+        "student_forward": student_rows * fwd,
+        "student_backward": student_rows * counts["backward"][backward_from],
+        "teacher_forward": teacher_rows * teacher_passes * fwd,
+        "fecl": fecl_flops(cfg, fecl_rows, tokens, counts["embedding_dim"]),
+    }
+    rule = 3 * student_rows * fwd + parts["teacher_forward"] + parts["fecl"]
+    return {
+        "total": sum(parts.values()),
+        "parts": parts,
+        "student_rows": student_rows,
+        "teacher_rows": teacher_rows,
+        "teacher_passes": teacher_passes,
+        "fecl_rows": fecl_rows,
+        "fecl_tokens_per_row": tokens if fecl_rows else 0,
+        "backward_from": backward_from,
+        "rule_of_three": rule,
+    }
+
+
+def windows_per_case(shape, patch, stride) -> int:
+    """Sliding windows over a volume of ``shape``: padded up to the patch, then the start rule of
+    ``dycon.engine.inference.window_starts`` on each axis (as ``sliding_window_predict``)."""
+    from dycon.engine.inference import window_starts
+
+    padded = [max(s, p) for s, p in zip(shape, patch, strict=True)]
+    return math.prod(
+        len(window_starts(s, p, st)) for s, p, st in zip(padded, patch, stride, strict=True)
+    )
+
+
+def eval_flops(cfg, shape=None, test_cases: int | None = None) -> dict:
+    """Forward FLOPs of evaluating ``cfg`` on its test list: windows x forward x cases."""
+    dataset = cfg.data.dataset
+    shape = tuple(shape or TYPICAL_SHAPES[dataset]["shape"])
+    cases = TEST_CASES[dataset] if test_cases is None else test_cases
+    patch = tuple(cfg.eval.patch or cfg.data.patch)
+    windows = windows_per_case(shape, patch, cfg.eval.stride)
+    fwd = model_flops(cfg, patch)["forward"]
+    return {
+        "patch": list(patch),
+        "stride": list(cfg.eval.stride),
+        "volume_shape": list(shape),
+        "windows_per_case": windows,
+        "test_cases": cases,
+        "forward_per_window": fwd,
+        "total": windows * fwd * cases,
+    }
+
+
+def gpu_hours(flops: float, tflops: float) -> float:
+    """Hours at a sustained ``tflops`` TFLOP/s."""
+    return flops / (tflops * 1e12) / 3600.0
+
+
+def _hours(flops: float, throughputs) -> dict:
+    return {f"{t:g}": gpu_hours(flops, t) for t in throughputs}
+
+
+def table_runs(table: int, seeds: int) -> list[dict]:
+    """The runs of ``table`` at the paper scale: rows x the paper's percentages x seeds."""
+    from dycon.engine.presets import compose
+    from dycon.engine.runs import run_id
+    from dycon.experiments import TABLES, labeled_count
+
+    spec = TABLES[table]
+    dataset = spec["dataset"]
+    runs = []
+    for pct, (label, method, overrides), seed in itertools.product(
+        spec["percents"], spec["rows"], range(1337, 1337 + seeds)
+    ):
+        num_labeled = labeled_count(pct, TRAIN_CASES[dataset])
+        cfg = compose(
+            dataset=dataset,
+            method=method,
+            scale="paper",
+            overrides=[f"data.num_labeled={num_labeled}", f"train.seed={seed}", *overrides],
+        )
+        runs.append(
+            {
+                "table": table,
+                "row": label,
+                "method": method,
+                "overrides": list(overrides),
+                "percent": pct,
+                "num_labeled": num_labeled,
+                "seed": seed,
+                "run_id": run_id(cfg),
+                "cfg": cfg,
+            }
+        )
+    return runs
+
+
+def cost_run(run: dict, throughputs) -> dict:
+    cfg = run.pop("cfg")
+    step = step_flops(cfg)
+    ev = eval_flops(cfg)
+    train = step["total"] * cfg.train.iterations
+    validation = "none (train.val_every=0, eval.select=final)"
+    if cfg.train.val_every or cfg.eval.select == "best_val":
+        validation = "configured but NOT counted"
+    return {
+        **run,
+        "model": cfg.model.name,
+        "patch": list(cfg.data.patch),
+        "batch_size": cfg.data.batch_size,
+        "labeled_batch_size": cfg.data.labeled_batch_size,
+        "iterations": cfg.train.iterations,
+        "amp": cfg.train.amp,
+        "step_tflops": step["total"] / 1e12,
+        "step_parts_tflops": {k: v / 1e12 for k, v in step["parts"].items()},
+        "step_rows": {
+            k: step[k]
+            for k in (
+                "student_rows",
+                "teacher_rows",
+                "teacher_passes",
+                "fecl_rows",
+                "backward_from",
+            )
+        },
+        "step_tflops_rule_of_three": step["rule_of_three"] / 1e12,
+        "train_tflops": train / 1e12,
+        "eval": {
+            **{k: v for k, v in ev.items() if k not in ("forward_per_window", "total")},
+            "forward_gflops_per_window": ev["forward_per_window"] / 1e9,
+        },
+        "eval_tflops": ev["total"] / 1e12,
+        "validation": validation,
+        "total_tflops": (train + ev["total"]) / 1e12,
+        "gpu_hours": _hours(train + ev["total"], throughputs),
+    }
+
+
+def _totals(runs: list[dict], throughputs) -> dict:
+    train = sum(r["train_tflops"] for r in runs) * 1e12
+    ev = sum(r["eval_tflops"] for r in runs) * 1e12
+    return {
+        "runs": len(runs),
+        "train_tflops": train / 1e12,
+        "eval_tflops": ev / 1e12,
+        "total_tflops": (train + ev) / 1e12,
+        "gpu_hours": _hours(train + ev, throughputs),
+    }
+
+
+def throughput_cross_check() -> list[dict]:
+    """Achieved FLOP/s of the measured DyCON steps in results/bench/train_step-<device>.json:
+    our counted step FLOPs divided by the measured seconds per step. Reported, not used."""
+    from dycon.engine.presets import compose
+
+    rows = []
+    for path in sorted((ROOT / "results" / "bench").glob("train_step-*.json")):
+        report = json.loads(path.read_text())
+        for r in report.get("results", []):
+            dataset = "brats19" if r["model"] == "unet3d" else "la"
+            cfg = compose(
+                dataset=dataset,
+                method="dycon",
+                scale="paper",
+                overrides=[
+                    f"model.name={r['model']}",
+                    f"data.batch_size={r['batch']}",
+                    f"data.labeled_batch_size={r['labeled']}",
+                ],
+            )
+            if list(cfg.data.patch) != list(r["patch"]):
+                continue  # a setting this script cannot rebuild from the presets
+            step = step_flops(cfg)["total"]
+            rows.append(
+                {
+                    "file": str(path.relative_to(ROOT)),
+                    "device": report["machine"].get("device"),
+                    "gpu": report["machine"].get("gpu"),
+                    "setting": r["setting"],
+                    "precision": r["precision"],
+                    "batch": r["batch"],
+                    "step_tflops_counted": step / 1e12,
+                    "seconds_per_step_measured": r["seconds_per_step"],
+                    "achieved_gflops_per_second": step / r["seconds_per_step"] / 1e9,
+                    "load_average_at_start": report["machine"].get("load_average_at_start"),
+                }
+            )
+    return rows
+
+
+def _fmt(x: float) -> str:
+    return f"{x:,.0f}" if x >= 100 else f"{x:,.1f}" if x >= 10 else f"{x:,.2f}"
+
+
+def _load(value) -> str:
+    return "unknown" if value is None else f"{value:.1f}"
+
+
+def markdown(report: dict) -> str:
+    tp = report["assumptions"]["sustained_tflops"]
+    cols = " | ".join(f"GPU-h at {t:g} TFLOP/s" for t in tp)
+    out = [
+        "# Paper-scale GPU cost: counted FLOPs, assumed throughput",
+        "",
+        "Written by `bench/paper_cost.py`. FLOPs are **counted** (`FlopCounterMode` on the meta "
+        "device, convolutions and matrix products only); GPU-hours are FLOPs divided by an "
+        f"**assumed** sustained throughput of {' and '.join(f'{t:g}' for t in tp)} TFLOP/s "
+        "(3-D convolutions on an A100/H100-class GPU in bf16 or TF32). No GPU run has measured "
+        "that throughput here; `bench/train_step.py` on CUDA does, and its achieved rate replaces "
+        "the assumption (`--tflops`). The low-channel full-resolution layers of these networks "
+        "are often memory-bound, so the real rate may well fall below the low end.",
+        "",
+        f"Seeds per (row, labeled %): {report['seeds']}. Iterations per run: 20,000.",
+        "",
+        f"| table | dataset | runs | train PFLOP | eval PFLOP | {cols} |",
+        "|---|---|---|---|---|" + "---|" * len(tp),
+    ]
+    for key, t in report["tables"].items():
+        tot = t["totals"]
+        hours = " | ".join(_fmt(tot["gpu_hours"][f"{x:g}"]) for x in tp)
+        out.append(
+            f"| {key} | {t['dataset']} | {tot['runs']} | {_fmt(tot['train_tflops'] / 1e3)} | "
+            f"{_fmt(tot['eval_tflops'] / 1e3)} | {hours} |"
+        )
+    a = report["all_tables_unique_runs"]
+    hours = " | ".join(_fmt(a["gpu_hours"][f"{x:g}"]) for x in tp)
+    shared = "; ".join(" = ".join(w) for w in report["shared_runs"].values()) or "none"
+    out += [
+        f"| all, unique runs | | {a['runs']} | {_fmt(a['train_tflops'] / 1e3)} | "
+        f"{_fmt(a['eval_tflops'] / 1e3)} | {hours} |",
+        "",
+        "Unique runs: a run that two tables share (the same configuration, so the same run id; "
+        f"the second table reuses it) is counted once. Shared here: {shared}.",
+        "",
+        "## One sample through each model (counted)",
+        "",
+        "| model | patch | parameters | forward GFLOP | backward / forward | counted on |",
+        "|---|---|---|---|---|---|",
+    ]
+    for m in report["models"]:
+        out.append(
+            f"| {m['model']} | {'x'.join(map(str, m['patch']))} | {m['params']:,} | "
+            f"{m['forward_gflops']:.1f} | {m['backward_over_forward_logits']:.2f} | "
+            f"{m['counted_on']} |"
+        )
+    out += [
+        "",
+        "## One training step per run type (counted, TFLOP)",
+        "",
+        "| table | row | model | batch | student fwd+bwd | teacher | FeCL | step | x 20k = run |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    seen = set()
+    for t in report["tables"].values():
+        for r in t["runs"]:
+            key = (r["table"], r["row"])
+            if key in seen:
+                continue
+            seen.add(key)
+            p = r["step_parts_tflops"]
+            out.append(
+                f"| {r['table']} | {r['row']} | {r['model']} | {r['batch_size']} "
+                f"({r['labeled_batch_size']} lab.) | "
+                f"{p['student_forward'] + p['student_backward']:.2f} | "
+                f"{p['teacher_forward']:.2f} | {p['fecl']:.3f} | {r['step_tflops']:.2f} | "
+                f"{r['train_tflops'] / 1e3:.1f} PFLOP |"
+            )
+    out += ["", "## What was counted", ""]
+    out += [f"- **{k}**: {v}." for k, v in report["method_counting"].items()]
+    out += [f"- Not counted: {report['not_counted']}", "", "## Assumptions", ""]
+    ev = report["assumptions"]["eval_volumes"]
+    for ds, v in ev.items():
+        out.append(
+            f"- {ds} test volume {'x'.join(map(str, v['shape']))}, {v['test_cases']} test "
+            f"cases, {v['windows_per_case']} windows per case: {v['source']}."
+        )
+    out += [f"- {s}" for s in report["assumptions"]["notes"]]
+    if report["throughput_cross_check"]:
+        out += ["", "## Cross-check: achieved rate of measured steps (reported, not used)", ""]
+        for c in report["throughput_cross_check"]:
+            out.append(
+                f"- {c['file']}: {c['setting']} {c['precision']} (batch {c['batch']}), "
+                f"{c['step_tflops_counted']:.2f} TFLOP counted / "
+                f"{c['seconds_per_step_measured']:.1f} s measured = "
+                f"{c['achieved_gflops_per_second']:.1f} GFLOP/s "
+                f"(load average {_load(c['load_average_at_start'])} at start)."
+            )
+    return "\n".join(out) + "\n"
+
+
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=1, help="seeds per (row, labeled %%)")
+    parser.add_argument(
+        "--tflops",
+        default=",".join(f"{t:g}" for t in ASSUMED_TFLOPS),
+        help="assumed sustained TFLOP/s, comma-separated",
+    )
+    parser.add_argument("--tables", default="1,2,3,4,5")
+    parser.add_argument("--out", default="results/bench/paper-cost", help="path without suffix")
+    args = parser.parse_args()
+    if args.seeds < 1:
+        parser.error("--seeds must be >= 1")
+    throughputs = tuple(float(t) for t in args.tflops.split(","))
+    if any(t <= 0 for t in throughputs):
+        parser.error("--tflops must be positive")
+    import torch
+
+    from dycon.experiments import TABLES
+
+    machine = machine_info("torch", "numpy", device="meta", threads=torch.get_num_threads())
+    tables, all_runs = {}, {}
+    for table in (int(t) for t in args.tables.split(",")):
+        runs = [cost_run(r, throughputs) for r in table_runs(table, args.seeds)]
+        for r in runs:
+            all_runs.setdefault(r["run_id"], []).append(
+                f"table {table} {r['row']} {r['percent']} %"
+            )
+        tables[str(table)] = {
+            "dataset": TABLES[table]["dataset"],
+            "percents": list(TABLES[table]["percents"]),
+            "rows": [r[0] for r in TABLES[table]["rows"]],
+            "totals": _totals(runs, throughputs),
+            "runs": runs,
+        }
+        tot = tables[str(table)]["totals"]
+        hours = ", ".join(f"{v:.1f} h at {k}" for k, v in tot["gpu_hours"].items())
+        print(f"table {table}: {tot['runs']} runs, {tot['total_tflops'] / 1e3:.0f} PFLOP, {hours}")
+    models = []
+    for (_, patch), c in sorted(_MODELS.items(), key=lambda kv: (kv[1]["model"], kv[0][1])):
+        models.append(
+            {
+                "model": c["model"],
+                "patch": list(patch),
+                "params": c["params"],
+                "forward_gflops": c["forward"] / 1e9,
+                "backward_gflops": {k: v / 1e9 for k, v in c["backward"].items()},
+                "backward_over_forward_logits": c["backward"]["logits"] / c["forward"],
+                "embedding_grid": c["embedding_grid"],
+                "embedding_dim": c["embedding_dim"],
+                "counted_on": c["counted_on"],
+                **({"meta_failed": c["meta_failed"]} if "meta_failed" in c else {}),
+            }
+        )
+    used = {t["dataset"] for t in tables.values()}
+    report = {
+        "what": (
+            "Estimated GPU cost of each paper table at the paper scale: FLOPs counted, GPU-hours "
+            "= FLOPs / an ASSUMED sustained throughput (not measured here)."
+        ),
+        "machine": machine,
+        "seeds": args.seeds,
+        "assumptions": {
+            "sustained_tflops": list(throughputs),
+            "sustained_tflops_meaning": (
+                "assumed sustained rate of 3-D convolutions on an A100/H100-class GPU, bf16 "
+                "autocast or TF32; NOT measured: no GPU run has measured it here. "
+                "bench/train_step.py on CUDA measures it; pass its achieved TFLOP/s as --tflops."
+            ),
+            "eval_volumes": {
+                ds: {
+                    **TYPICAL_SHAPES[ds],
+                    "shape": list(TYPICAL_SHAPES[ds]["shape"]),
+                    "test_cases": TEST_CASES[ds],
+                    "windows_per_case": next(
+                        r["eval"]["windows_per_case"]
+                        for t in tables.values()
+                        for r in t["runs"]
+                        if t["dataset"] == ds
+                    ),
+                }
+                for ds in sorted(used)
+            },
+            "notes": [
+                "Test cases per dataset: the split sizes in the comments of "
+                "dycon/configs/datasets/*.yaml (BraTS'19 60, ISLES'22 50, Pancreas 20, LA 20).",
+                "The paper scale sets train.amp=false: the trainer runs fp32, where PyTorch's "
+                "default (torch.backends.cudnn.allow_tf32=True; nothing in dycon changes it) runs "
+                "the convolutions in TF32 on Ampere or newer. train.amp=true gives bf16.",
+                "One GPU per run; several GPUs (torchrun) split the same FLOPs.",
+                "Validation during training: none at the paper scale (train.val_every=0).",
+                "Conv FLOPs are linear in the batch: counted at batch 1, multiplied by the rows.",
+                "Backward counted (not 3x forward): autograd skips the input gradient of the "
+                "first convolution, so backward is 1.96-1.98x forward; the 3x rule is also given "
+                "per run (step_tflops_rule_of_three).",
+                "FeCL counted on random tokens with two classes; its top-K products depend a "
+                "little on the labels (< 0.01 % of the FeCL count, itself ~1-3 % of a DyCON step).",
+            ],
+        },
+        "method_counting": METHOD_COUNTING,
+        "not_counted": NOT_COUNTED,
+        "models": models,
+        "tables": tables,
+        "all_tables_unique_runs": _totals(
+            [
+                next(r for t in tables.values() for r in t["runs"] if r["run_id"] == rid)
+                for rid in all_runs
+            ],
+            throughputs,
+        ),
+        "shared_runs": {rid: where for rid, where in all_runs.items() if len(where) > 1},
+        "throughput_cross_check": throughput_cross_check(),
+    }
+    out = ROOT / args.out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _write(out.with_suffix(".json"), json.dumps(report, indent=2) + "\n")
+    _write(out.with_suffix(".md"), markdown(report))
+    print(f"wrote {out}.json and {out}.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
