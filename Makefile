@@ -28,6 +28,7 @@ bench: setup
 	$(PY) bench/metrics.py
 	$(PY) bench/train_step.py
 	$(PY) bench/paper_cost.py
+	$(PY) bench/quick_scale.py
 
 # The book: strict full build (warnings are errors, nitpicky references) into _build/html.
 # MathJax is served from the book itself (offline pages render math): npm's mathjax@3 es5/ bundle
