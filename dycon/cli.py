@@ -205,7 +205,9 @@ def _experiment(args) -> int:
             f"{summary['run_id']}: Dice {m['dice']['mean']:.2f} % "
             f"(95% CI {m['dice']['ci95'][0]:.2f}-{m['dice']['ci95'][1]:.2f}), "
             f"HD95 {m['hd95']['mean']:.2f} {summary['units']['hd95']} "
-            f"({m['hd95']['n_nan']} undefined), {summary['cases']} cases -> {summary_path}"
+            f"({m['hd95']['n_nan']} undefined), {summary['cases']} cases"
+            + (" of SYNTHETIC data" if summary["data_kind"] == "synthetic" else "")
+            + f" -> {summary_path}"
         )
     return 0
 

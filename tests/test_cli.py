@@ -75,8 +75,8 @@ def test_module_entry_point_exit_status():
 
 
 @pytest.mark.slow
-def test_smoke_run_on_isles_sim_end_to_end(capsys, tmp_path, monkeypatch):
-    monkeypatch.setenv("DYCON_DATA", str(tmp_path / "data"))
+def test_smoke_run_on_isles_sim_end_to_end(capsys, tmp_path, monkeypatch, default_data):
+    monkeypatch.setenv("DYCON_DATA", str(default_data))
     argv = [
         "run",
         "--dataset",
@@ -91,7 +91,7 @@ def test_smoke_run_on_isles_sim_end_to_end(capsys, tmp_path, monkeypatch):
     ]
     code, out, err = _run(capsys, *argv)
     assert code == 0, err
-    assert "SYNTHETIC" in out  # the banner
+    assert "SYNTHETIC" in out  # the result line says the data are synthetic
     (run_dir,) = (tmp_path / "runs").iterdir()
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["data_kind"] == "synthetic" and summary["scale"] == "smoke"
@@ -109,8 +109,10 @@ def test_smoke_run_on_isles_sim_end_to_end(capsys, tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_best_val_selects_on_validation_and_says_which_step(capsys, tmp_path, monkeypatch):
-    monkeypatch.setenv("DYCON_DATA", str(tmp_path / "data"))
+def test_best_val_selects_on_validation_and_says_which_step(
+    capsys, tmp_path, monkeypatch, default_data
+):
+    monkeypatch.setenv("DYCON_DATA", str(default_data))
     common = ["--dataset", "isles-sim", "--method", "mt", "--scale", "smoke"]
     common += ["--runs-dir", str(tmp_path / "runs"), "--quiet"]
     code, _, err = _run(capsys, "run", *common, "--set", "eval.select=best_val")
