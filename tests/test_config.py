@@ -13,6 +13,7 @@ from dycon.config import (
     load_config,
     to_dict,
 )
+from dycon.engine.presets import compose
 
 
 @dataclass(frozen=True)
@@ -96,3 +97,21 @@ def test_hash_is_stable_and_sensitive():
     assert config_hash(Root()) == config_hash(Root())
     assert config_hash(Root()) != config_hash(apply_overrides(Root(), ["optim.lr=0.02"]))
     assert len(config_hash(Root())) == 12
+
+
+def test_a_dataset_adjusts_a_scale_for_itself_only():
+    la_quick = compose(dataset="la", method="dycon", scale="quick")
+    sim_quick = compose(dataset="isles-sim", method="dycon", scale="quick")
+    assert (la_quick.train.iterations, la_quick.optim.lr) == (200, 0.01)
+    assert (sim_quick.train.iterations, sim_quick.optim.lr) == (90, 0.05)
+    assert la_quick.data.patch == sim_quick.data.patch  # the rest of the scale still applies
+    la_smoke = compose(dataset="la", method="dycon", scale="smoke")
+    assert (
+        la_smoke.train.iterations
+        == compose(dataset="isles-sim", method="dycon", scale="smoke").train.iterations
+    )
+    # an override still wins over the dataset's scale settings
+    assert (
+        compose(dataset="la", method="dycon", scale="quick", overrides=["optim.lr=0.02"]).optim.lr
+        == 0.02
+    )

@@ -1,4 +1,5 @@
-"""Compose an experiment from presets: dataset < method < scale < config file < --set overrides."""
+"""Compose an experiment from presets: dataset < method < scale < the dataset's own settings for
+that scale < config file < --set overrides."""
 
 from __future__ import annotations
 
@@ -48,8 +49,13 @@ def compose(
 ) -> ExperimentConfig:
     """The experiment config of ``dataset`` x ``method`` at ``scale``, then file and overrides."""
     data: dict = {}
-    for kind, name in (("datasets", dataset), ("methods", method), ("scales", scale)):
-        data = merge(data, preset(kind, name))
+    dataset_preset = preset("datasets", dataset)
+    # A dataset may adjust a scale (`scales: {quick: {...}}` in its YAML): merged over the
+    # scale preset, because what trains in minutes on one dataset may not on another.
+    at_scale = dataset_preset.pop("scales", None) or {}
+    for layer in (dataset_preset, preset("methods", method), preset("scales", scale)):
+        data = merge(data, layer)
+    data = merge(data, at_scale.get(scale) or {})
     if config_file is not None:
         try:
             data = merge(data, yaml.safe_load(Path(config_file).read_text()) or {})
