@@ -52,15 +52,7 @@ def reproduce_table(
     }
     out_dir = ROOT / output_dir
     final = _run_notebook(f"table{table}", out_dir / f"table{table}.ipynb", parameters, progress)
-    env = ROOT / "notebooks" / "environment.ipynb"
-    if env.is_file():  # the environment page follows every table
-        results_root = str(Path(parameters["results_dir"]).parent)
-        _execute(
-            env,
-            out_dir.parent / "environment.ipynb",
-            {"results_root": results_root},
-            progress=False,
-        )
+    _refresh_environment(parameters["results_dir"], out_dir)
     return final
 
 
@@ -88,7 +80,24 @@ def reproduce_figure(
         "results_dir": results_dir if results_dir is not None else f"results/fig-{name}",
     }
     final = ROOT / output_dir / f"{name}.ipynb"
-    return _run_notebook(f"fig_{name.replace('-', '_')}", final, parameters, progress)
+    _run_notebook(f"fig_{name.replace('-', '_')}", final, parameters, progress)
+    _refresh_environment(parameters["results_dir"], final.parent)
+    return final
+
+
+def _refresh_environment(results_dir: str, out_dir: Path) -> None:
+    """The environment page (versions, hardware, time of each page) follows every table and
+    figure: it reads the records beside ``results_dir`` and goes beside ``out_dir``."""
+    env = ROOT / "notebooks" / "environment.ipynb"
+    if env.is_file():
+        results_root = str(Path(results_dir).parent)
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        _execute(
+            env,
+            out_dir.parent / "environment.ipynb",
+            {"results_root": results_root},
+            progress=False,
+        )
 
 
 def _run_parameters(dataset, data_root, scale, seeds, device, runs_dir) -> dict:

@@ -235,3 +235,22 @@ def test_figure_notebook_runs_at_smoke_scale(name, tiny_root, runs_dir, tmp_path
         assert rows == {"DyCON", "MT"}
         assert len(numbers["cases"]) == 2
         assert all(set(c["dice"]) == {"DyCON", "MT"} for c in numbers["cases"])
+
+
+def test_environment_page_lists_the_figures(tmp_path):
+    from dycon.reproduce import _refresh_environment
+
+    record = {
+        "figure": "curves",
+        "runs": [{"run_id": "a"}, {"run_id": "b"}],
+        "notebook_seconds": 90.0,
+        "environment": {"device": "cpu", "cpu_count": 2},
+        "banner": "Data: isles-sim (SYNTHETIC)",
+    }
+    (tmp_path / "results" / "fig-curves").mkdir(parents=True)
+    (tmp_path / "results" / "fig-curves" / "figure.json").write_text(json.dumps(record))
+    _refresh_environment(str(tmp_path / "results" / "fig-curves"), tmp_path / "book" / "figures")
+    nb = json.loads((tmp_path / "book" / "environment.ipynb").read_text())
+    outputs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
+    html = "".join("".join(o.get("data", {}).get("text/html", "")) for o in outputs)
+    assert "<td>Figure curves</td><td>2</td>" in html and "<td>1.5</td>" in html
