@@ -254,3 +254,16 @@ def test_environment_page_lists_the_figures(tmp_path):
     outputs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
     html = "".join("".join(o.get("data", {}).get("text/html", "")) for o in outputs)
     assert "<td>Figure curves</td><td>2</td>" in html and "<td>1.5</td>" in html
+
+
+def test_empty_rows_are_runs_that_detected_no_lesion():
+    def bins(detected):
+        rows = [
+            {"bin": b, "n_lesions": 2, "n_detected": d} for b, d in zip("ab", detected, strict=True)
+        ]
+        return [*rows, {"bin": "all", "n_lesions": 4, "n_detected": sum(detected)}]
+
+    numbers = {"bins": {"DyCON": bins([1, 0]), "collapsed": bins([0, 0]), "MT": bins([0, 2])}}
+    assert figures.empty_rows(numbers) == ["collapsed"]
+    nothing = {"bins": {"x": [{"bin": "all", "n_lesions": 0, "n_detected": 0}]}}
+    assert figures.empty_rows(nothing) == []  # no lesions: nothing to miss

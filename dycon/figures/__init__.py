@@ -32,6 +32,7 @@ from .curves import curve_label, curve_numbers
 from .gradcam import gradcam_numbers, gradcam_panels, plot_gradcam, snapshots
 from .lesion_size import (
     as_bins,
+    empty_rows,
     lesion_numbers,
     lesion_studies,
     plot_lesion_bins,
@@ -65,6 +66,7 @@ __all__ = [
     "clean",
     "curve_label",
     "curve_numbers",
+    "empty_rows",
     "figure_runs",
     "fmt_ci",
     "glue_values",

@@ -141,3 +141,14 @@ def _bin_label(b: dict) -> str:
         return f"all\nn={b['n_lesions']}"
     size = f"≥ {b['low_ml']:g}" if math.isinf(b["high_ml"]) else f"{b['low_ml']:g}–{b['high_ml']:g}"
     return f"{b['bin']}\n{size} mL\nn={b['n_lesions']}"
+
+
+def empty_rows(numbers: dict) -> list[str]:
+    """Rows whose runs detected none of the lesions: a collapsed run (it predicts background
+    everywhere), whose differences from the others measure the collapse, not the method."""
+    out = []
+    for row, bins in numbers["bins"].items():
+        total = sum(b["n_lesions"] for b in bins if b["bin"] != "all")
+        if total and not sum(b["n_detected"] for b in bins if b["bin"] != "all"):
+            out.append(row)
+    return out
