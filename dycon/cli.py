@@ -167,11 +167,13 @@ def _experiment(args) -> int:
         return 0
     run_dir = Path(args.runs_dir) / run_id(cfg)
     summary_path = run_dir / "summary.json"
+    folder = None
     if args.command in ("train", "run"):
         world, _ = init_world(resolve_device(cfg.train.device))
         # Rank 0 alone generates or checks the data and claims the run folder; the others wait.
         if world.is_main:
-            claim_run(run_dir, cfg, data_folder=dataset_folder(cfg, root=args.data_root))
+            folder = dataset_folder(cfg, root=args.data_root)
+            claim_run(run_dir, cfg, data_folder=folder)
         if world.size > 1:
             barrier(world)
         try:
@@ -189,8 +191,8 @@ def _experiment(args) -> int:
         _write_json(run_dir / "train.json", info)
         print(f"trained {run_dir}")
     if args.command in ("evaluate", "run"):
-        folder = dataset_folder(cfg, root=args.data_root)
-        if args.command == "evaluate":  # `run` claimed the folder before training
+        if folder is None:  # `evaluate` alone; `run` claimed the folder before training
+            folder = dataset_folder(cfg, root=args.data_root)
             claim_run(run_dir, cfg, data_folder=folder)
         if summary_path.is_file() and not args.force:
             print(f"already evaluated: {summary_path} (--force to redo)")

@@ -240,12 +240,12 @@ def ensure(
         rid = run_id(cfg)
         run_dir = Path(runs_dir) / rid
         summary_path = run_dir / "summary.json"
-        claim_run(run_dir, cfg, data_folder=dataset_folder(cfg, root=root))
+        folder = dataset_folder(cfg, root=root)
+        claim_run(run_dir, cfg, data_folder=folder)
         if not summary_path.is_file():
             if progress:
                 print(f"[{i}/{len(specs)}] {rid}: training", file=sys.stderr, flush=True)
             info = train(cfg, data=train_data(cfg, root=root), run_dir=run_dir, progress=progress)
-            folder = dataset_folder(cfg, root=root)
             test = split_cases(cfg, cfg.data.test_list, folder=folder)
             evaluate(cfg, run_dir=run_dir, test=test, train_info=info, progress=False)
         elif progress:

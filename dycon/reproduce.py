@@ -190,17 +190,10 @@ def main(args) -> int:
     table = args.table
     final = reproduce_table(
         table,
-        dataset=args.dataset,
-        scale=args.scale,
-        seeds=args.seeds,
         percents=args.percents,
         rows=args.rows,
-        device=args.device,
-        data_root=args.data_root,
-        runs_dir=args.runs_dir,
-        results_dir=args.results_dir,
         output_dir=args.output_dir or "book/tables",
-        progress=not args.quiet,
+        **_common_options(args),
     )
     print_comparison(table, args.results_dir)
     print(f"executed notebook: {_shown(final)}", file=sys.stderr)
@@ -213,17 +206,24 @@ def _main_figure(args) -> int:
     options = dict(parse_assignment(item, what="--param") for item in args.params or [])
     final = reproduce_figure(
         args.fig,
-        dataset=args.dataset,
-        scale=args.scale,
-        seeds=args.seeds,
-        device=args.device,
-        data_root=args.data_root,
-        runs_dir=args.runs_dir,
-        results_dir=args.results_dir,
         output_dir=args.output_dir or "book/figures",
         options=options,
-        progress=not args.quiet,
+        **_common_options(args),
     )
     print_figure(args.fig, args.results_dir)
     print(f"executed notebook: {_shown(final)}", file=sys.stderr)
     return 0
+
+
+def _common_options(args) -> dict:
+    """The command-line options that tables and figures take alike."""
+    return {
+        "dataset": args.dataset,
+        "scale": args.scale,
+        "seeds": args.seeds,
+        "device": args.device,
+        "data_root": args.data_root,
+        "runs_dir": args.runs_dir,
+        "results_dir": args.results_dir,
+        "progress": not args.quiet,
+    }
