@@ -52,10 +52,14 @@ def compose(
     dataset_preset = preset("datasets", dataset)
     # A dataset may adjust a scale (`scales: {quick: {...}}` in its YAML): merged over the
     # scale preset, because what trains in minutes on one dataset may not on another.
-    at_scale = dataset_preset.pop("scales", None) or {}
-    for layer in (dataset_preset, preset("methods", method), preset("scales", scale)):
+    at_scale = (dataset_preset.pop("scales", None) or {}).get(scale) or {}
+    if not isinstance(at_scale, dict):
+        raise ConfigError(
+            f"datasets/{dataset}.yaml: scales.{scale} must be a mapping of settings, "
+            f"got {at_scale!r}"
+        )
+    for layer in (dataset_preset, preset("methods", method), preset("scales", scale), at_scale):
         data = merge(data, layer)
-    data = merge(data, at_scale.get(scale) or {})
     if config_file is not None:
         try:
             data = merge(data, yaml.safe_load(Path(config_file).read_text()) or {})
