@@ -120,6 +120,14 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a folder that cannot be written or read, found only on use
+        where = f" {err.filename!r}" if err.filename else ""
+        print(
+            f"error: cannot use{where}: {err.strerror or err}; check that the path exists and "
+            "is writable (--runs-dir, --data-root, DYCON_DATA)",
+            file=sys.stderr,
+        )
+        return 2
     except RuntimeError as err:  # a notebook that failed: nothing was replaced
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -151,7 +159,7 @@ def _experiment(args) -> int:
     from .engine.distributed import barrier, init_world
     from .engine.evaluate import evaluate
     from .engine.presets import compose
-    from .engine.runs import claim_run, run_id
+    from .engine.runs import claim_run, release_unstarted, require_writable, run_id
     from .engine.trainer import TrainingError, resolve_device, train
 
     cfg = compose(
@@ -167,37 +175,52 @@ def _experiment(args) -> int:
         return 0
     run_dir = Path(args.runs_dir) / run_id(cfg)
     summary_path = run_dir / "summary.json"
-    folder = None
+    folder = data = test = None
     if args.command in ("train", "run"):
+        require_writable(Path(args.runs_dir), what="--runs-dir")
         world, _ = init_world(resolve_device(cfg.train.device))
         # Rank 0 alone generates or checks the data and claims the run folder; the others wait.
+        # Every listed case is checked before the claim, so bad data leaves no run folder.
         if world.is_main:
             folder = dataset_folder(cfg, root=args.data_root)
+            data = train_data(cfg, folder=folder)
+            if args.command == "run":
+                test = split_cases(cfg, cfg.data.test_list, folder=folder, check_files=True)
             claim_run(run_dir, cfg, data_folder=folder)
         if world.size > 1:
             barrier(world)
         try:
             info = train(
                 cfg,
-                data=train_data(cfg, root=args.data_root),
+                data=data or train_data(cfg, root=args.data_root),
                 run_dir=run_dir,
                 progress=not args.quiet,
             )
         except TrainingError as err:
+            if world.is_main:
+                release_unstarted(run_dir)
             print(f"error: {err}", file=sys.stderr)
             return 1
+        except BaseException:
+            if world.is_main:
+                release_unstarted(run_dir)  # kept if it holds a checkpoint to resume from
+            raise
         if not world.is_main:  # under torchrun rank 0 alone records and evaluates
             return 0
         _write_json(run_dir / "train.json", info)
         print(f"trained {run_dir}")
     if args.command in ("evaluate", "run"):
         if folder is None:  # `evaluate` alone; `run` claimed the folder before training
+            last = run_dir / "checkpoints" / "last.pt"
+            if not last.is_file():  # before the claim, which would make the folder
+                raise ConfigError(f"no checkpoint at {str(last)!r}: train this configuration first")
             folder = dataset_folder(cfg, root=args.data_root)
             claim_run(run_dir, cfg, data_folder=folder)
         if summary_path.is_file() and not args.force:
             print(f"already evaluated: {summary_path} (--force to redo)")
             return 0
-        test = split_cases(cfg, cfg.data.test_list, folder=folder)
+        if test is None:
+            test = split_cases(cfg, cfg.data.test_list, folder=folder, check_files=True)
         train_info = _read_json(run_dir / "train.json")
         summary = evaluate(
             cfg, run_dir=run_dir, test=test, train_info=train_info, progress=not args.quiet

@@ -80,18 +80,38 @@ def load_config(
     cls: type[T], path: str | Path | None = None, *, overrides: list[str] | tuple[str, ...] = ()
 ) -> T:
     """Defaults of ``cls``, then the YAML file at ``path`` (if any), then ``overrides``."""
-    data = {}
-    if path is not None:
-        path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except OSError as err:
-            raise ConfigError(f"cannot read config {str(path)!r}: {err.strerror}") from None
-        except yaml.YAMLError as err:
-            raise ConfigError(
-                f"config {str(path)!r} is not valid YAML: {str(err).splitlines()[0]}"
-            ) from None
+    data = {} if path is None else read_yaml_mapping(path)
     return apply_overrides(from_dict(cls, data, where=""), list(overrides))
+
+
+def read_yaml_mapping(path: str | Path, *, what: str = "config") -> dict[str, Any]:
+    """The mapping at the top of a YAML file (empty file: ``{}``).
+
+    Raises:
+        ConfigError: unreadable, not valid YAML (with the line), or not a mapping at the top.
+    """
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as err:
+        raise ConfigError(f"cannot read {what} {str(path)!r}: {err.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what} {str(path)!r} is not a text (YAML) file") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(
+            f"{what} {str(path)!r} is not valid YAML{where}: {problem}; fix the file"
+        ) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{what} {str(path)!r} must hold a mapping of sections (data:, train: ...) at the "
+            f"top, got a {type(data).__name__}; e.g. 'train: {{iterations: 100}}'"
+        )
+    return data
 
 
 def config_hash(cfg: Any, *, length: int = 12) -> str:
@@ -156,4 +176,12 @@ def _describe(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
-__all__ = ["ConfigError", "apply_overrides", "config_hash", "from_dict", "load_config", "to_dict"]
+__all__ = [
+    "ConfigError",
+    "apply_overrides",
+    "config_hash",
+    "from_dict",
+    "load_config",
+    "read_yaml_mapping",
+    "to_dict",
+]

@@ -43,6 +43,12 @@ def reproduce_table(
     this machine's layout ends up in the executed notebook.
     """
     check_table(table)
+    bad = [p for p in percents or () if not 0 < p <= 100]
+    if bad:  # before any run: 150 % would train, then label a table "150 % = 39 cases"
+        raise ConfigError(
+            f"--percents {','.join(map(str, bad))}: labeled percentages must lie in 1..100; "
+            "e.g. --percents 5,10"
+        )
     parameters = {
         "table": table,
         **_run_parameters(dataset, data_root, scale, seeds, device, runs_dir),

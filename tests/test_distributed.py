@@ -47,7 +47,7 @@ def _torchrun(*argv, cwd, timeout=300):
 def test_two_gloo_processes_train_in_lockstep(tmp_path, method):
     proc = _torchrun(str(HERE / "_ddp_worker.py"), str(tmp_path), method, cwd=HERE.parent)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1))
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     assert r0["info"]["world_size"] == 2 and r0["info"]["steps"] == 3
     assert r0["held"]["rows"] == r1["held"]["rows"] == 2  # each rank got half the batch of 4
     for net in ("student", "teacher") if method == "dycon" else ("student",):
@@ -58,7 +58,7 @@ def test_two_gloo_processes_train_in_lockstep(tmp_path, method):
         ]
         assert len(params) > 10
         assert all(torch.equal(a[k], b[k]) for k in params), f"{net} weights differ between ranks"
-    saved = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=False)
+    saved = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
     live = {k.removeprefix("module."): v for k, v in r0["held"]["student"].items()}
     assert set(saved["nets"]["student"]) == set(live)  # the bare module, not the DDP wrapper
     assert all(torch.equal(saved["nets"]["student"][k], live[k]) for k in live)

@@ -48,7 +48,7 @@ def test_claim_moves_a_run_of_other_data_aside(tmp_path, cfg, made, now, moved):
     assert (run_dir / "config.yaml").is_file()
     if moved:
         assert (aside / "summary.json").is_file()
-        assert json.loads((run_dir / DATA_STAMP).read_text()) == {"data_version": now}
+        assert json.loads((run_dir / DATA_STAMP).read_text())["data_version"] == now
 
 
 def test_claim_of_a_new_folder_stamps_it(tmp_path, cfg):
@@ -56,6 +56,6 @@ def test_claim_of_a_new_folder_stamps_it(tmp_path, cfg):
     run_dir = tmp_path / "runs" / "fresh"
     claim_run(run_dir, cfg, data_folder=folder)
     claim_run(run_dir, cfg, data_folder=folder)  # idempotent
-    assert json.loads((run_dir / DATA_STAMP).read_text()) == {"data_version": "7.0.0"}
+    assert json.loads((run_dir / DATA_STAMP).read_text())["data_version"] == "7.0.0"
     assert not (tmp_path / "runs" / "fresh.stale").exists()
     assert data_version(tmp_path / "missing") is None

@@ -58,7 +58,7 @@ def _data():
 
 
 def _weights(run_dir):
-    state = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=False)
+    state = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
     return state["nets"]["student"]
 
 
@@ -138,7 +138,7 @@ def test_validation_logs_dice_and_keeps_the_best_checkpoint(tmp_path):
     assert sorted(scores) == [2, 4, 6] and all(0.0 <= v <= 100.0 for v in scores.values())
     best_step = max(scores, key=lambda s: (scores[s], -s))  # the first of equal scores is kept
     assert info["best"] == {"step": best_step, "val_dice": scores[best_step]}
-    best = torch.load(tmp_path / "checkpoints" / "best.pt", weights_only=False)
+    best = torch.load(tmp_path / "checkpoints" / "best.pt", weights_only=True)
     assert best["step"] == best_step and set(best["nets"]) == {"student"}
 
 
@@ -154,8 +154,8 @@ def test_snapshots_keep_the_weights_of_those_steps(tmp_path):
     train(cfg, data=_data(), run_dir=tmp_path, progress=False)
     kept = sorted(p.name for p in (tmp_path / "checkpoints").glob("step_*.pt"))
     assert kept == ["step_0000003.pt", "step_0000006.pt"]
-    last = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=False)
-    final = torch.load(tmp_path / "checkpoints" / kept[-1], weights_only=False)
+    last = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
+    final = torch.load(tmp_path / "checkpoints" / kept[-1], weights_only=True)
     assert set(final["nets"]) == {"student", "teacher"} and final["optimizers"] == {}
     assert all(
         torch.equal(final["nets"]["student"][k], v) for k, v in last["nets"]["student"].items()

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import ConfigError
-from ..data.readers import read_case
+from ..data.readers import check_case, read_case
 from ..data.splits import check_split, read_split
-from ..data.volume import DataError, Volume, data_root
+from ..data.volume import DATA_ENV, DataError, Volume, data_root
 from .schema import ExperimentConfig
 from .trainer import TrainData, validation_interval
 
@@ -21,6 +22,11 @@ def dataset_folder(cfg: ExperimentConfig, *, root: str | Path | None = None) -> 
     """``$DYCON_DATA/<dataset>``; isles-sim is generated on first use, with a banner."""
     name = cfg.data.dataset
     base = data_root(root, must_exist=name not in SYNTHETIC)
+    if base.exists() and not base.is_dir():
+        raise DataError(
+            f"data root {str(base)!r} is a file, not a folder; point {DATA_ENV} or --data-root "
+            "at the folder holding prepared datasets"
+        )
     folder = base / name
     if name not in SYNTHETIC:
         if not (folder / "manifest.json").is_file():
@@ -30,6 +36,13 @@ def dataset_folder(cfg: ExperimentConfig, *, root: str | Path | None = None) -> 
                 "(see book/data.md)"
             )
         return folder
+    if (folder / "manifest.json").is_file() and not _stale_generator(folder):
+        return folder  # complete and current: nothing to write, so a read-only root is fine
+    if not _writable(base):
+        raise DataError(
+            f"{name} must be generated under {str(base)!r}, which is not writable; point "
+            f"{DATA_ENV} or --data-root at a writable folder"
+        )
     base.mkdir(parents=True, exist_ok=True)
     # Several processes may ask at once (notebooks, torchrun ranks): one generates, the others
     # wait for it and then find it complete.
@@ -37,6 +50,13 @@ def dataset_folder(cfg: ExperimentConfig, *, root: str | Path | None = None) -> 
         fcntl.flock(lock, fcntl.LOCK_EX)
         _generate_if_needed(name, folder)
     return folder
+
+
+def _writable(folder: Path) -> bool:
+    """``folder`` (or, if missing, its nearest existing parent) accepts new files."""
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)
 
 
 def _generate_if_needed(name: str, folder: Path) -> None:
@@ -95,11 +115,31 @@ class SplitData:
     load: CaseLoader
 
 
-def split_cases(cfg: ExperimentConfig, split_file: str, *, folder: Path) -> SplitData:
+def split_cases(
+    cfg: ExperimentConfig, split_file: str, *, folder: Path, check_files: bool = False
+) -> SplitData:
+    """The cases of one split list; ``check_files`` also checks each case's file header
+    (``check_case_files``)."""
     path = folder / split_file
     ids = read_split(path)
     check_split(ids, prepared_cases(folder), split_file=path)
+    if check_files:
+        check_case_files(cfg, ids, folder=folder, split_file=split_file)
     return SplitData(ids=ids, load=CaseLoader(cfg.data.dataset, folder, ids))
+
+
+def check_case_files(
+    cfg: ExperimentConfig, ids: list[str], *, folder: Path, split_file: str
+) -> None:
+    """Every listed case exists with a readable header of the expected keys, shapes, dtypes and
+    spacing, checked before training from the headers alone (milliseconds a case): volumes are
+    otherwise read only when first sampled, and a broken unlabeled case would surface mid-run.
+    """
+    for case in ids:
+        try:
+            check_case(cfg.data.dataset, folder, case)
+        except DataError as err:
+            raise DataError(f"{split_file}, case {case!r}: {err}") from None
 
 
 def prepared_cases(folder: Path) -> set[str]:
@@ -114,11 +154,14 @@ def prepared_cases(folder: Path) -> set[str]:
         ) from None
 
 
-def train_data(cfg: ExperimentConfig, *, root: str | Path | None = None) -> TrainData:
+def train_data(
+    cfg: ExperimentConfig, *, root: str | Path | None = None, folder: Path | None = None
+) -> TrainData:
     """The train list, plus the validation list when the run validates (``train.val_every`` or
-    ``eval.select=best_val``); the test list is never opened here."""
-    folder = dataset_folder(cfg, root=root)
-    split = split_cases(cfg, cfg.data.train_list, folder=folder)
+    ``eval.select=best_val``), every case's file checked (``check_case_files``); the test list
+    is never opened here. ``folder``: the dataset folder if already looked up."""
+    folder = dataset_folder(cfg, root=root) if folder is None else folder
+    split = split_cases(cfg, cfg.data.train_list, folder=folder, check_files=True)
     if cfg.data.num_labeled >= len(split.ids):
         raise DataError(
             f"data.num_labeled={cfg.data.num_labeled} leaves no unlabeled case in "
@@ -131,5 +174,5 @@ def train_data(cfg: ExperimentConfig, *, root: str | Path | None = None) -> Trai
             f"dataset {cfg.data.dataset!r} has no validation list (data.val_list is null), so "
             "it cannot validate: use eval.select=final and train.val_every=0"
         )
-    val = split_cases(cfg, cfg.data.val_list, folder=folder)
+    val = split_cases(cfg, cfg.data.val_list, folder=folder, check_files=True)
     return TrainData(train_ids=split.ids, load=split.load, val_ids=val.ids, val_load=val.load)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from ..config import ConfigError, apply_overrides, from_dict
+from ..config import ConfigError, apply_overrides, from_dict, read_yaml_mapping
 from .schema import ExperimentConfig, normalise
 
 KINDS = ("datasets", "methods", "scales")
@@ -61,9 +61,8 @@ def compose(
     for layer in (dataset_preset, preset("methods", method), preset("scales", scale), at_scale):
         data = merge(data, layer)
     if config_file is not None:
-        try:
-            data = merge(data, yaml.safe_load(Path(config_file).read_text()) or {})
-        except OSError as err:
-            raise ConfigError(f"cannot read config {str(config_file)!r}: {err.strerror}") from None
-    cfg = normalise(from_dict(ExperimentConfig, data))
+        data = merge(data, read_yaml_mapping(config_file))
+    # Ranges are checked once, on the final configuration: a preset value that an override
+    # replaces must not fail first.
+    cfg = normalise(from_dict(ExperimentConfig, data), check=False)
     return normalise(apply_overrides(cfg, list(overrides)))

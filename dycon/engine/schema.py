@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -92,8 +95,128 @@ def method_config(cfg: ExperimentConfig):
     return from_dict(METHODS[cfg.method_name][0], cfg.method, where="method")
 
 
-def normalise(cfg: ExperimentConfig) -> ExperimentConfig:
-    """Fill every method field with its default, so hashes and overrides see the full config."""
+def normalise(cfg: ExperimentConfig, *, check: bool = True) -> ExperimentConfig:
+    """Fill every method field with its default, so hashes and overrides see the full config;
+    then ``validate`` it (``check=False`` for an intermediate that overrides will change)."""
     full = to_dict(cfg)
     full["method"] = to_dict(method_config(cfg))
-    return from_dict(ExperimentConfig, full)
+    cfg = from_dict(ExperimentConfig, full)
+    if check:
+        validate(cfg)
+    return cfg
+
+
+# ---------------------------------------------------------------- value ranges
+# Types are checked by ``from_dict``; ranges here, once, when a configuration is composed (before
+# any folder is made or step trained), so a bad value is one line naming the key, not a
+# traceback at the first forward pass or after training.
+
+
+def _at_least(n):
+    return lambda v: v >= n, f"an integer >= {n}"
+
+
+def _in_unit(*, closed_top: bool):
+    top = "]" if closed_top else ")"
+    return (lambda v: 0 <= v <= 1 if closed_top else 0 <= v < 1), f"a number in [0, 1{top}"
+
+
+def _positive_float():
+    return lambda v: math.isfinite(v) and v > 0, "a finite number > 0"
+
+
+def _patch():
+    return (
+        lambda v: all(p > 0 and p % 16 == 0 for p in v),
+        "three positive multiples of 16 (the networks halve the patch four times)",
+    )
+
+
+def _optional(rule):
+    test, allowed = rule
+    return lambda v: v is None or test(v), f"null or {allowed}"
+
+
+_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
+
+RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "data.num_labeled": _at_least(1),
+    "data.patch": _patch(),
+    "data.batch_size": (lambda v: v >= 2, "an integer >= 2 (labeled rows + unlabeled rows)"),
+    "data.labeled_batch_size": _at_least(1),
+    "data.foreground_fraction": _in_unit(closed_top=True),
+    "data.num_workers": _at_least(0),
+    "model.in_channels": _at_least(1),
+    "model.num_classes": (lambda v: v >= 2, "an integer >= 2 (background + foreground)"),
+    "model.widths": (lambda v: all(w >= 1 for w in v), "five integers >= 1"),
+    "model.base_filters": _at_least(1),
+    "model.dropout": _optional(_in_unit(closed_top=False)),
+    "model.embedding_dim": _at_least(1),
+    "optim.lr": _positive_float(),
+    "optim.momentum": _in_unit(closed_top=False),
+    "optim.weight_decay": (lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0"),
+    "optim.poly_power": _positive_float(),
+    "optim.grad_clip": _optional(_positive_float()),
+    "train.iterations": _at_least(1),
+    "train.seed": _at_least(0),
+    "train.ema_decay": _in_unit(closed_top=True),
+    "train.checkpoint_every": _at_least(1),
+    "train.val_every": _at_least(0),
+    "train.snapshots": (lambda v: all(0 < f <= 1 for f in v), "fractions in (0, 1]"),
+    "train.log_every": _at_least(1),
+    "train.max_nonfinite": _at_least(1),
+    "train.device": (lambda v: bool(_DEVICE.match(v)), "auto, cpu, cuda or cuda:N"),
+    "eval.patch": _optional(_patch()),
+    "eval.stride": (lambda v: all(s >= 1 for s in v), "three integers >= 1"),
+    "eval.batch_size": _at_least(1),
+}
+
+
+def _value(cfg: ExperimentConfig, key: str) -> Any:
+    section, name = key.split(".")
+    return getattr(getattr(cfg, section), name)
+
+
+def _fail(key: str, value: Any, allowed: str, fix: str = "") -> ConfigError:
+    shown = list(value) if isinstance(value, tuple) else value
+    fix = fix or f"set it with --set {key}=<value> or in the config file"
+    return ConfigError(f"{key}={shown!r} is not allowed: it must be {allowed}; {fix}")
+
+
+def validate(cfg: ExperimentConfig) -> None:
+    """Check every value's range and the values that constrain each other.
+
+    Raises:
+        ConfigError: one line naming the key, its value, what is allowed and how to fix it.
+    """
+    for key, (test, allowed) in RULES.items():
+        value = _value(cfg, key)
+        if not test(value):
+            raise _fail(key, value, allowed)
+    d, m = cfg.data, cfg.model
+    if d.labeled_batch_size >= d.batch_size:
+        raise _fail(
+            "data.labeled_batch_size",
+            d.labeled_batch_size,
+            f"below data.batch_size={d.batch_size} (each batch needs unlabeled rows)",
+            "lower it or raise data.batch_size",
+        )
+    if d.num_labeled < d.labeled_batch_size:
+        raise _fail(
+            "data.num_labeled",
+            d.num_labeled,
+            f"at least data.labeled_batch_size={d.labeled_batch_size} (one labeled batch)",
+            "raise it or lower data.labeled_batch_size",
+        )
+    if m.name == "vnet" and m.normalization == "groupnorm" and m.base_filters % 16:
+        raise _fail(
+            "model.base_filters", m.base_filters, "a multiple of 16 with groupnorm (16 groups)"
+        )
+    patch = cfg.eval.patch or d.patch
+    if any(s > p for s, p in zip(cfg.eval.stride, patch, strict=True)):
+        raise _fail(
+            "eval.stride",
+            cfg.eval.stride,
+            f"at most the inference patch {list(patch)} per axis (a larger stride leaves "
+            "voxels unpredicted)",
+        )

@@ -155,7 +155,8 @@ def prepare_la(
             log.info("la: %s", e["id"])
         pinned_lists("la", tmp, look_in=look_in, base_url=base_url, timeout=timeout)
         ids = [e["id"] for e in entries]
-        records = describe(tmp, "la", ids)
+        sources = found or {e["id"]: file_url(e["id"], base_url=base_url) for e in entries}
+        records = describe(tmp, "la", ids, sources=sources)
         finish(
             tmp,
             dataset="la",

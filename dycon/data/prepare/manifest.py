@@ -83,6 +83,13 @@ def staging(dest: PathLike) -> Iterator[Path]:
     try:
         yield tmp
         _swap(tmp, dest)
+    except DataError as exc:
+        _remove(tmp)
+        if str(tmp) not in str(exc):
+            raise
+        # The staged path is gone by the time the user reads the message: name where the file
+        # was going (the preparer names its source where it knows it, see ``describe``).
+        raise DataError(str(exc).replace(str(tmp), str(dest))) from exc
     except BaseException:
         _remove(tmp)
         raise
@@ -143,12 +150,29 @@ def jsonable(value):
 
 
 def describe(
-    folder: Path, dataset: str, case_ids: Iterable[str], extra: Mapping[str, Mapping] | None = None
+    folder: Path,
+    dataset: str,
+    case_ids: Iterable[str],
+    extra: Mapping[str, Mapping] | None = None,
+    *,
+    sources: Mapping[str, PathLike | str] | None = None,
 ) -> list[dict]:
-    """The manifest records of the prepared cases, plus per-case ``extra`` fields."""
+    """The manifest records of the prepared cases, plus per-case ``extra`` fields.
+
+    Each case is read back through its reader, which refuses bad files (corrupt, labels outside
+    {0, 1}, NaN ...). ``sources`` (case id -> the raw file or URL it was copied from): such an
+    error then names that source, not the staged copy, which is deleted with the staging folder.
+    """
     records = []
     for case in case_ids:
-        record = case_record(dataset, folder, case)
+        try:
+            record = case_record(dataset, folder, case)
+        except DataError as exc:
+            source = (sources or {}).get(bare_id(case))
+            if source is None:
+                raise
+            staged = str(folder / case_file(dataset, case))
+            raise DataError(str(exc).replace(staged, os.fspath(source))) from None
         record.update(jsonable((extra or {}).get(bare_id(case), {})))
         records.append(record)
     return records

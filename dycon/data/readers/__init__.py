@@ -15,6 +15,8 @@ from pathlib import Path
 from dycon.data.readers._common import PathLike, bare_id
 from dycon.data.readers.bids import list_isles_bids_cases, read_isles_bids
 from dycon.data.readers.h5 import (
+    H5_FILES,
+    check_case_header,
     pancreas_candidates,
     read_brats19,
     read_isles_h5,
@@ -48,9 +50,23 @@ def read_case(dataset: str, root: PathLike, case_id: str) -> Volume:
     return reader(Path(root), case_id)
 
 
+def check_case(dataset: str, root: PathLike, case_id: str) -> tuple[int, int, int]:
+    """Check that a case of a prepared dataset exists and that its header is readable, with the
+    expected keys, shapes, dtypes and spacing, without reading the volume; returns its
+    (X, Y, Z) shape.
+
+    Raises:
+        DataError: one line naming the file (or the paths tried) and the fix.
+    """
+    if dataset not in H5_FILES:
+        raise DataError(f"unknown dataset {dataset!r}; expected one of {sorted(H5_FILES)}")
+    return check_case_header(dataset, Path(root), case_id)
+
+
 __all__ = [
     "READERS",
     "bare_id",
+    "check_case",
     "list_isles_bids_cases",
     "pancreas_candidates",
     "read_brats19",

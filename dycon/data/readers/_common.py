@@ -127,8 +127,9 @@ def label_xyz(array: np.ndarray, path: Path, *, axes: str, rule: str) -> np.ndar
         array: the stored label.
         path: the file, for messages.
         axes: "xyz" or "zyx", the storage order.
-        rule: "values" keeps integer class values (0..255), "positive" maps > 0 to 1 (BraTS
-            whole tumour), "half" maps > 0.5 to 1 (float masks such as DyCON's ISLES ``mask``).
+        rule: "values" keeps integer values, which must be 0 or 1 (``require_binary``);
+            "positive" maps > 0 to 1 (BraTS whole tumour: classes 1, 2, 4); "half" maps > 0.5
+            to 1 (masks in [0, 1] such as DyCON's float ISLES ``mask``).
     """
     if array.ndim != 3:
         raise DataError(f"{str(path)!r}: label has shape {array.shape}, expected 3-D; {REPREPARE}")
@@ -137,6 +138,12 @@ def label_xyz(array: np.ndarray, path: Path, *, axes: str, rule: str) -> np.ndar
     if rule in ("positive", "half"):
         if not np.all(np.isfinite(array)):
             raise DataError(f"{str(path)!r}: label contains NaN or Inf; {REPREPARE}")
+        if rule == "half" and array.size and (array.min() < 0 or array.max() > 1):
+            # A probability-like mask: a value beyond [0, 1] (255, a class id) is not one.
+            raise DataError(
+                f"{str(path)!r}: mask values span [{array.min():g}, {array.max():g}], outside "
+                f"[0, 1]; {REPREPARE}"
+            )
         out = array > (0 if rule == "positive" else 0.5)
     else:
         out = array
@@ -150,7 +157,80 @@ def label_xyz(array: np.ndarray, path: Path, *, axes: str, rule: str) -> np.ndar
                 f"{str(path)!r}: label values must be integers in 0..255 "
                 f"(dtype {array.dtype}); {REPREPARE}"
             )
+        require_binary(array, path)
     return np.ascontiguousarray(out, dtype=np.uint8)
+
+
+def require_binary(label: np.ndarray, path: Path | str) -> None:
+    """Refuse a label with values outside {0, 1}: every dataset here has one foreground class,
+    and a 2 or a 255 would otherwise be scored as foreground without a word.
+
+    Raises:
+        DataError: naming the file and the values found.
+    """
+    if label.size == 0 or (label.min() >= 0 and label.max() <= 1):
+        return
+    values = np.unique(label)
+    shown = ", ".join(f"{v:g}" for v in values[:8]) + (" ..." if values.size > 8 else "")
+    raise DataError(
+        f"{str(path)!r}: label values {{{shown}}} lie outside {{0, 1}} (one foreground class); "
+        "binarise the source label (e.g. label > 0) and prepare the dataset again"
+    )
+
+
+def check_h5_header(
+    path: Path,
+    *,
+    label_key: str = "label",
+    axes: str = "xyz",
+    default_spacing: tuple[float, float, float] | None = (1.0, 1.0, 1.0),
+    spacing_fix: str = "",
+) -> tuple[int, int, int]:
+    """What ``read_h5_volume`` would find, from the header alone (no voxel is read): the keys,
+    image and label shapes that agree, numeric dtypes, the spacing. Returns the (X, Y, Z) shape.
+
+    Cheap enough to run on every listed case before training, so that a missing or corrupt case
+    fails at once rather than when a long run first samples it.
+    """
+    try:
+        with h5py.File(path, "r") as f:
+            found = sorted(f.keys())
+            missing = [k for k in ("image", label_key) if not isinstance(f.get(k), h5py.Dataset)]
+            if missing:
+                raise DataError(
+                    f"{str(path)!r}: missing key(s) {missing} (found {found}); the file is not in "
+                    f"the expected format: {REPREPARE}"
+                )
+            image, label = f["image"], f[label_key]
+            image_shape, label_shape = tuple(image.shape), tuple(label.shape)
+            kinds = {"image": image.dtype, label_key: label.dtype}
+            attrs = dict(f.attrs)
+    except DataError:
+        raise
+    except (OSError, RuntimeError, ValueError, TypeError, KeyError) as exc:
+        raise DataError(
+            f"{str(path)!r}: cannot read HDF5 file, truncated or corrupt ({one_line(exc)}); "
+            f"{REPREPARE}"
+        ) from exc
+    for key, dtype in kinds.items():
+        if dtype.kind not in "biuf":
+            raise DataError(f"{str(path)!r}: {key} has dtype {dtype}, not numeric; {REPREPARE}")
+    if spacing_from_attrs(attrs, path, default_spacing) is None:
+        raise DataError(
+            f"{str(path)!r}: the file has no spacing (attribute {SPACING_ATTR}); {spacing_fix}"
+        )
+    order = storage_axes(attrs, path, axes)
+    if len(image_shape) not in (3, 4) or len(label_shape) != 3:
+        raise DataError(
+            f"{str(path)!r}: image {image_shape} / label {label_shape} are not 3-D (image may "
+            f"have channels first); {REPREPARE}"
+        )
+    if image_shape[-3:] != label_shape:
+        raise DataError(
+            f"{str(path)!r}: image shape {image_shape[-3:]} and label shape {label_shape} "
+            f"differ; {REPREPARE}"
+        )
+    return label_shape[::-1] if order == "zyx" else label_shape
 
 
 def make_volume(

@@ -10,7 +10,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from dycon.data.readers._common import PathLike, bare_id, first_existing, read_h5_volume
+from dycon.data.readers._common import (
+    PathLike,
+    bare_id,
+    check_h5_header,
+    first_existing,
+    read_h5_volume,
+)
 from dycon.data.volume import DataError, Volume
 
 LA_SPACING = (0.625, 0.625, 0.625)
@@ -30,11 +36,16 @@ def read_la(root: PathLike, case_id: str) -> Volume:
     Returns:
         The Volume, spacing 0.625 mm isotropic unless the file's ``spacing_mm`` says otherwise.
     """
+    case = bare_id(case_id)
+    return read_h5_volume(la_file(root, case), case, **H5_FORMATS["la"])
+
+
+def la_file(root: PathLike, case_id: str) -> Path:
+    """The ``mri_norm2.h5`` of an LA case in any of the layouts ``read_la`` accepts."""
     root, case = Path(root), bare_id(case_id)
     candidates = [root / folder / case / "mri_norm2.h5" for folder in LA_FOLDERS]
     candidates.append(root / case / "mri_norm2.h5")
-    path = first_existing(candidates, what=f"LA case {case!r}")
-    return read_h5_volume(path, case, default_spacing=LA_SPACING)
+    return first_existing(candidates, what=f"LA case {case!r}")
 
 
 def read_brats19(root: PathLike, case_id: str) -> Volume:
@@ -48,9 +59,13 @@ def read_brats19(root: PathLike, case_id: str) -> Volume:
         root: the folder holding ``data/<id>.h5`` (SSL4MIS: ``data/BraTS2019``).
         case_id: e.g. ``BraTS19_TCIA02_370_1``.
     """
-    root, case = Path(root), bare_id(case_id)
-    path = first_existing([root / "data" / f"{case}.h5"], what=f"BraTS'19 case {case!r}")
-    return read_h5_volume(path, case, axes="zyx", rule="positive")
+    case = bare_id(case_id)
+    return read_h5_volume(brats19_file(root, case), case, **H5_FORMATS["brats19"])
+
+
+def brats19_file(root: PathLike, case_id: str) -> Path:
+    case = bare_id(case_id)
+    return first_existing([Path(root) / "data" / f"{case}.h5"], what=f"BraTS'19 case {case!r}")
 
 
 def pancreas_candidates(root: PathLike, case_id: str) -> list[Path]:
@@ -92,8 +107,12 @@ def read_pancreas(root: PathLike, case_id: str) -> Volume:
         has ``spacing_mm``.
     """
     case = bare_id(case_id)
-    path = first_existing(pancreas_candidates(root, case), what=f"Pancreas case {case!r}")
-    return read_h5_volume(path, case)
+    return read_h5_volume(pancreas_file(root, case), case, **H5_FORMATS["pancreas"])
+
+
+def pancreas_file(root: PathLike, case_id: str) -> Path:
+    case = bare_id(case_id)
+    return first_existing(pancreas_candidates(root, case), what=f"Pancreas case {case!r}")
 
 
 def read_isles_h5(root: PathLike, case_id: str) -> Volume:
@@ -103,14 +122,41 @@ def read_isles_h5(root: PathLike, case_id: str) -> Volume:
     (C, X, Y, Z) (DWI, then ADC). Prepared ISLES grids are resampled, so no default spacing is
     safe: the ``spacing_mm`` attribute is required.
     """
-    root, case = Path(root), bare_id(case_id)
-    path = first_existing([root / f"{case}.h5"], what=f"ISLES case {case!r}")
-    return read_h5_volume(
-        path,
-        case,
-        label_key="mask",
-        rule="half",
-        default_spacing=None,
-        spacing_fix="re-run prepare for this dataset (it stores spacing_mm), or add the "
-        "attribute spacing_mm=(x, y, z) in mm with h5py",
-    )
+    case = bare_id(case_id)
+    return read_h5_volume(isles_h5_file(root, case), case, **H5_FORMATS["isles22"])
+
+
+def isles_h5_file(root: PathLike, case_id: str) -> Path:
+    case = bare_id(case_id)
+    return first_existing([Path(root) / f"{case}.h5"], what=f"ISLES case {case!r}")
+
+
+_ISLES = {
+    "label_key": "mask",
+    "rule": "half",
+    "default_spacing": None,
+    "spacing_fix": "re-run prepare for this dataset (it stores spacing_mm), or add the "
+    "attribute spacing_mm=(x, y, z) in mm with h5py",
+}
+# How each dataset's files are read (``read_h5_volume`` options) and found.
+H5_FORMATS: dict[str, dict] = {
+    "la": {"default_spacing": LA_SPACING},
+    "brats19": {"axes": "zyx", "rule": "positive"},
+    "pancreas": {},
+    "isles22": _ISLES,
+    "isles-sim": _ISLES,
+}
+H5_FILES = {
+    "la": la_file,
+    "brats19": brats19_file,
+    "pancreas": pancreas_file,
+    "isles22": isles_h5_file,
+    "isles-sim": isles_h5_file,
+}
+
+
+def check_case_header(dataset: str, root: PathLike, case_id: str) -> tuple[int, int, int]:
+    """Find a case's file and check its header (keys, shapes, dtypes, spacing) without reading
+    its voxels; returns the (X, Y, Z) shape. See ``check_h5_header``."""
+    options = {k: v for k, v in H5_FORMATS[dataset].items() if k != "rule"}
+    return check_h5_header(H5_FILES[dataset](root, case_id), **options)
