@@ -179,7 +179,8 @@ def _value(cfg: ExperimentConfig, key: str) -> Any:
 
 def _fail(key: str, value: Any, allowed: str, fix: str = "") -> ConfigError:
     shown = list(value) if isinstance(value, tuple) else value
-    fix = fix or f"set it with --set {key}=<value> or in the config file"
+    how = f"--set {key}=<value> or the config file"
+    fix = f"{fix} ({how})" if fix else f"set it with {how}"
     return ConfigError(f"{key}={shown!r} is not allowed: it must be {allowed}; {fix}")
 
 
