@@ -160,3 +160,83 @@ def test_snapshots_keep_the_weights_of_those_steps(tmp_path):
     assert all(
         torch.equal(final["nets"]["student"][k], v) for k, v in last["nets"]["student"].items()
     )
+
+
+# ---------------------------------------------------------------- kill -9, in a real process
+
+_KILL_ARGS = [
+    "train",
+    "--dataset",
+    "isles-sim",
+    "--method",
+    "dycon",
+    "--scale",
+    "smoke",
+    "--quiet",
+    "--set",
+    "data.num_labeled=1",
+    "--set",
+    "train.iterations=6",  # checkpoints at steps 2, 4 and 6
+]
+
+
+def _dycon_killed(runs, data_root, where="none", n=0):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    worker = Path(__file__).with_name("_kill_worker.py")
+    argv = [*_KILL_ARGS, "--data-root", str(data_root), "--runs-dir", str(runs)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # one thread: the same sums in every process
+    proc = subprocess.run(
+        [sys.executable, str(worker), where, str(n), *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    return proc
+
+
+def _final_state(runs):
+    from dycon.engine.checkpoint import read_checkpoint
+
+    (run_dir,) = runs.iterdir()
+    return run_dir, read_checkpoint(run_dir / "checkpoints" / "last.pt")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, tiny_data):
+    runs = tmp_path_factory.mktemp("whole") / "runs"
+    proc = _dycon_killed(runs, tiny_data)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return _final_state(runs)[1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "kills",
+    [
+        [("save", 2)],  # during the write of step 4's checkpoint: step 2's is the last whole one
+        [("step", 4), ("step", 3)],  # killed, resumed from 2, killed again after step 4's save
+        [("step", 3), ("save", 1)],  # the second kill during the resumed run's first write
+    ],
+)
+def test_kill_9_anywhere_then_resume_is_bit_exact(tmp_path, tiny_data, uninterrupted, kills):
+    runs = tmp_path / "runs"
+    for where, n in kills:
+        proc = _dycon_killed(runs, tiny_data, where, n)
+        assert proc.returncode == -9, proc.stderr[-2000:]  # SIGKILL, as planted
+        (run_dir,) = runs.iterdir()
+        left = list((run_dir / "checkpoints").glob(".last.pt.*.tmp"))
+        assert bool(left) == (where == "save")  # half a file, beside the intact last.pt
+    proc = _dycon_killed(runs, tiny_data)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    run_dir, resumed = _final_state(runs)
+    assert not list(run_dir.rglob("*.tmp"))  # removed when the run was claimed again
+    assert resumed["step"] == uninterrupted["step"] == 6
+    for net, weights in uninterrupted["nets"].items():
+        assert all(torch.equal(weights[k], resumed["nets"][net][k]) for k in weights), net
+    steps = [json.loads(x)["step"] for x in (run_dir / "log.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4, 5, 6]  # each step logged once
