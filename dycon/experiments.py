@@ -229,9 +229,9 @@ def ensure(
     progress: bool = True,
 ) -> list[RunResult]:
     """Train and evaluate what is missing, reuse what is done; one result per spec, in order."""
-    from .engine.datasets import dataset_folder, split_cases, train_data
+    from .engine.datasets import dataset_folder
     from .engine.evaluate import evaluate
-    from .engine.runs import claim_run, run_id
+    from .engine.runs import claim_run, release_unstarted, run_id
     from .engine.trainer import train
 
     results = []
@@ -241,17 +241,32 @@ def ensure(
         run_dir = Path(runs_dir) / rid
         summary_path = run_dir / "summary.json"
         folder = dataset_folder(cfg, root=root)
+        # Every listed case is checked before the folder is claimed, so bad data leaves none.
+        checked = None if summary_path.is_file() else _checked_cases(cfg, folder)
         claim_run(run_dir, cfg, data_folder=folder)
         if not summary_path.is_file():
+            # None: the claim moved a stale run aside
+            data, test = checked or _checked_cases(cfg, folder)
             if progress:
                 print(f"[{i}/{len(specs)}] {rid}: training", file=sys.stderr, flush=True)
-            info = train(cfg, data=train_data(cfg, root=root), run_dir=run_dir, progress=progress)
-            test = split_cases(cfg, cfg.data.test_list, folder=folder)
+            try:
+                info = train(cfg, data=data, run_dir=run_dir, progress=progress)
+            except BaseException:
+                release_unstarted(run_dir)  # kept if it holds a checkpoint to resume from
+                raise
             evaluate(cfg, run_dir=run_dir, test=test, train_info=info, progress=False)
         elif progress:
             print(f"[{i}/{len(specs)}] {rid}: reused", file=sys.stderr, flush=True)
         results.append(load_result(spec, run_dir))
     return results
+
+
+def _checked_cases(cfg, folder: Path):
+    """(training data, test split) of ``cfg``, every listed case's file header checked."""
+    from .engine.datasets import split_cases, train_data
+
+    test = split_cases(cfg, cfg.data.test_list, folder=folder, check_files=True)
+    return train_data(cfg, folder=folder), test
 
 
 def load_result(spec: RunSpec, run_dir: Path) -> RunResult:

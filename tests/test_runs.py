@@ -59,3 +59,83 @@ def test_claim_of_a_new_folder_stamps_it(tmp_path, cfg):
     assert json.loads((run_dir / DATA_STAMP).read_text())["data_version"] == "7.0.0"
     assert not (tmp_path / "runs" / "fresh.stale").exists()
     assert data_version(tmp_path / "missing") is None
+
+
+def _real(folder, *, sha="a" * 64):
+    """A prepared real dataset's manifest: no generator version, cases with their sha256."""
+    folder.mkdir(parents=True, exist_ok=True)
+    cases = [{"case": "c1", "file": "c1.h5", "sha256": sha}]
+    (folder / "manifest.json").write_text(json.dumps({"source": {}, "cases": cases}))
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("stamp", "outcome"),
+    [
+        ({"data_version": None}, "reused"),  # written before the hash: accepted, left as it was
+        ("same", "reused"),
+        ("other", "error"),  # other data of the same name: kept, and said
+    ],
+)
+def test_claim_checks_the_data_hash(tmp_path, cfg, stamp, outcome):
+    from dycon.config import ConfigError
+    from dycon.engine.runs import data_stamp
+
+    trained_on = _real(tmp_path / "a")
+    now = _real(tmp_path / "b", sha="a" * 64 if stamp != "other" else "b" * 64)
+    stamp = data_stamp(trained_on) if stamp in ("same", "other") else stamp
+    run_dir = tmp_path / "runs" / "r1"
+    _run(run_dir, stamp=...)
+    (run_dir / DATA_STAMP).write_text(json.dumps(stamp))
+    before = (run_dir / DATA_STAMP).read_bytes()
+    if outcome == "error":
+        with pytest.raises(ConfigError, match=r"trained on isles-sim data \w+, the data in"):
+            claim_run(run_dir, cfg, data_folder=now)
+        assert not (run_dir / "config.yaml").exists()
+    else:
+        claim_run(run_dir, cfg, data_folder=now)
+    assert (run_dir / "summary.json").is_file() and not (tmp_path / "runs" / "r1.stale").exists()
+    assert (run_dir / DATA_STAMP).read_bytes() == before
+
+
+def test_data_hash_ignores_when_it_was_prepared(tmp_path):
+    from dycon.engine.runs import data_hash
+
+    a, b = _real(tmp_path / "a"), _real(tmp_path / "b")
+    manifest = json.loads((b / "manifest.json").read_text())
+    manifest["prepared_at"] = "2031-01-01T00:00:00+00:00"
+    (b / "manifest.json").write_text(json.dumps(manifest))
+    assert data_hash(a) == data_hash(b) != data_hash(_real(tmp_path / "c", sha="c" * 64))
+
+
+def test_claim_removes_writes_a_kill_interrupted(tmp_path, cfg):
+    folder = _data(tmp_path / "data", None)
+    run_dir = tmp_path / "runs" / "r1"
+    _run(run_dir, stamp=None)
+    left = [run_dir / "checkpoints" / ".last.pt.x1y2.tmp", run_dir / ".summary.json.ab.tmp"]
+    for path in left:
+        path.write_bytes(b"half a file")
+    (run_dir / "checkpoints" / "last.pt").write_bytes(b"kept")
+    claim_run(run_dir, cfg, data_folder=folder)
+    assert not any(p.exists() for p in left)
+    assert (run_dir / "checkpoints" / "last.pt").read_bytes() == b"kept"
+
+
+@pytest.mark.parametrize(
+    ("files", "removed"),
+    [
+        (["config.yaml", "data.json"], True),
+        (["config.yaml", "data.json", "log.jsonl", "checkpoints/.last.pt.a.tmp"], True),
+        (["config.yaml", "data.json", "checkpoints/last.pt"], False),  # something to resume
+        (["config.yaml", "summary.json"], False),
+    ],
+)
+def test_a_failed_run_without_a_checkpoint_is_released(tmp_path, files, removed):
+    from dycon.engine.runs import release_unstarted
+
+    run_dir = tmp_path / "r1"
+    for name in files:
+        (run_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        (run_dir / name).write_text("x")
+    assert release_unstarted(run_dir) == removed
+    assert run_dir.exists() == (not removed)
