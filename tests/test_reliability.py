@@ -113,6 +113,8 @@ def _train(data_root: Path, runs: Path, *extra: str, dataset="la", method="dycon
         (["train.iterations=-5"], "train.iterations=-5"),
         (["train.device=gpu"], "train.device='gpu'"),
         (["optim.momentum=1.5"], "optim.momentum=1.5"),
+        (["method.temperature=0"], "method.temperature=0.0"),  # a method's own field
+        (["method.top_k=0"], "method.top_k=0"),
     ],
 )
 def test_bad_value_is_refused_when_composed(capsys, tmp_path, fake_la, overrides, contains):

@@ -21,12 +21,13 @@ SYNTHETIC = {"isles-sim"}
 def dataset_folder(cfg: ExperimentConfig, *, root: str | Path | None = None) -> Path:
     """``$DYCON_DATA/<dataset>``; isles-sim is generated on first use, with a banner."""
     name = cfg.data.dataset
-    base = data_root(root, must_exist=name not in SYNTHETIC)
+    base = data_root(root, must_exist=False)
     if base.exists() and not base.is_dir():
         raise DataError(
             f"data root {str(base)!r} is a file, not a folder; point {DATA_ENV} or --data-root "
             "at the folder holding prepared datasets"
         )
+    data_root(root, must_exist=name not in SYNTHETIC)  # a real dataset's root must exist
     folder = base / name
     if name not in SYNTHETIC:
         if not (folder / "manifest.json").is_file():

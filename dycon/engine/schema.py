@@ -172,6 +172,22 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
 }
 
 
+_NON_NEGATIVE = (lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0")
+# Fields of the methods' configs, by name, wherever a method has them (loss weights, ramps ...).
+METHOD_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    **dict.fromkeys(("sup_weight", "eta", "mt_weight", "consistency"), _NON_NEGATIVE),
+    **dict.fromkeys(
+        ("eta_rampup", "fecl_rampup", "mt_rampup", "consistency_rampup"), _NON_NEGATIVE
+    ),
+    **dict.fromkeys(("noise_std", "noise_clip", "gamma"), _NON_NEGATIVE),
+    **dict.fromkeys(("temperature", "beta_min", "beta_max"), _positive_float()),
+    **dict.fromkeys(("threshold_start", "threshold_end"), _positive_float()),
+    "beta_lam": _optional(_positive_float()),
+    "top_k": _at_least(1),
+    "mc_passes": _at_least(1),
+}
+
+
 def _value(cfg: ExperimentConfig, key: str) -> Any:
     section, name = key.split(".")
     return getattr(getattr(cfg, section), name)
@@ -194,6 +210,13 @@ def validate(cfg: ExperimentConfig) -> None:
         value = _value(cfg, key)
         if not test(value):
             raise _fail(key, value, allowed)
+    for name, (test, allowed) in METHOD_RULES.items():
+        value = cfg.method.get(name)
+        if isinstance(value, int | float) and not isinstance(value, bool) and not test(value):
+            raise _fail(f"method.{name}", value, allowed)
+    beta = (cfg.method.get("beta_min"), cfg.method.get("beta_max"))
+    if None not in beta and beta[0] > beta[1]:
+        raise _fail("method.beta_min", beta[0], f"at most method.beta_max={beta[1]}")
     d, m = cfg.data, cfg.model
     if d.labeled_batch_size >= d.batch_size:
         raise _fail(
