@@ -212,6 +212,13 @@ def test_a_file_where_a_folder_belongs(capsys, tmp_path, fake_la, monkeypatch, t
     _one_line_exit_2(capsys, argv, watch=tmp_path, contains=contains)
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_a_folder_that_cannot_be_made_even_by_root(capsys, tmp_path):
+    # /proc takes no new entries whoever asks: the one-line fallback for any OSError
+    argv = _train(Path("/proc/dycon-data"), tmp_path / "runs", dataset="isles-sim")
+    _one_line_exit_2(capsys, argv, watch=tmp_path, contains="'/proc/dycon-data'")
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
 def test_read_only_runs_dir(capsys, tmp_path, fake_la):
     runs = tmp_path / "runs"
