@@ -488,3 +488,28 @@ def admonition(title: str, text: str, *, kind: str = "warning") -> str:
         f'<div class="admonition {kind}"><p class="admonition-title">{html.escape(title)}</p>'
         f"{body}</div>"
     )
+
+
+def page_glue(table: int, results: list[RunResult]) -> dict[str, str]:
+    """Short facts of the page for the intro's claims summary, keyed ``t{table}_{data|scale|
+    seeds|runs|compute}``: what ran, on what, and what it cost."""
+    if not results:
+        return {f"t{table}_{k}": "—" for k in ("data", "scale", "seeds", "runs", "compute")}
+    kinds = {r.summary["data_kind"] for r in results}
+    env = results[0].summary["environment"]
+    hours = (
+        sum(
+            r.summary["train"].get("seconds", 0.0) + r.summary.get("eval_seconds", 0.0)
+            for r in results
+        )
+        / 3600
+    )
+    device = env.get("gpu") or f"{env.get('cpu_count')}-core CPU"
+    return {
+        f"t{table}_data": ", ".join(sorted({r.summary["dataset"] for r in results}))
+        + (" (synthetic)" if "synthetic" in kinds else " (real)"),
+        f"t{table}_scale": ", ".join(sorted({r.summary["scale"] for r in results})),
+        f"t{table}_seeds": str(len({r.spec.seed for r in results})),
+        f"t{table}_runs": str(len(results)),
+        f"t{table}_compute": f"{hours:.2f} h, {device}",
+    }

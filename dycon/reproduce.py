@@ -146,6 +146,7 @@ def reproduce_figure(
         **(options or {}),
         **_run_parameters(dataset, data_root, scale, seeds, device, runs_dir),
         "results_dir": results_dir if results_dir is not None else f"results/fig-{name}",
+        "progress": progress,
     }
     final = ROOT / output_dir / f"{name}.ipynb"
     _run_notebook(f"fig_{name.replace('-', '_')}", final, parameters, progress)
