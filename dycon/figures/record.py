@@ -120,8 +120,8 @@ def committed_record(
     name: str, *, results_dir: str | Path | None, specs, runs_dir: str | Path
 ) -> dict | None:
     """The committed record of figure ``name`` when it was made from exactly the runs of
-    ``specs`` and those runs are not in ``runs_dir`` (a clone has no checkpoints); else None,
-    and the page trains and evaluates as usual."""
+    ``specs`` and those runs' checkpoints are not in ``runs_dir`` (a clone has none); else
+    None, and the page trains and evaluates as usual."""
     from ..engine.runs import run_id
     from ..experiments import config_of
 
@@ -132,7 +132,9 @@ def committed_record(
     ids = [run_id(config_of(s)) for s in specs]
     if sorted(r["run_id"] for r in record["runs"]) != sorted(ids):
         return None
-    if all((Path(runs_dir) / i / "summary.json").is_file() for i in ids):
+    # a run trained here has its checkpoints (and predictions); one reused from a committed
+    # table has only its summary, which is not enough to draw a figure
+    if all((Path(runs_dir) / i / "checkpoints").is_dir() for i in ids):
         return None
     if name == "gradcam":  # JSON made the snapshot steps' keys strings
         numbers = record["numbers"]
