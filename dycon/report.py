@@ -297,6 +297,7 @@ def to_styled(table: int, rows: list[dict], metric: str):
         frame.style.hide(axis="index")
         .set_caption(LABELS[metric])
         .set_table_attributes(f'class="dycon-comparison" data-metric="{metric}"')
+        .set_table_styles([{"selector": "td, th", "props": "padding: 0.15em 0.6em"}])
     )
 
 
@@ -360,6 +361,7 @@ def plot(table: int, rows: list[dict], results: list[RunResult], *, metric: str 
 
     ran = [r for r in rows if r["status"] == "ran"]
     points = per_run_frame(table, results, metric)
+    points["run"] = points["collapsed"].map({False: "one run (seed)", True: "collapsed run"})
     order = list(dict.fromkeys(r["label"] for r in ran))
     sns.set_theme(style="whitegrid", context="paper", font_scale=1.1)
     fig, ax = plt.subplots(figsize=(6.8, 0.45 * len(ran) + 1.4), layout="constrained")
@@ -384,18 +386,26 @@ def plot(table: int, rows: list[dict], results: list[RunResult], *, metric: str 
         x=metric,
         y="row",
         order=order,
-        hue="collapsed",
-        palette={False: "#7aa6d6", True: "#c0392b"},
+        hue="run",
+        palette={"one run (seed)": "#7aa6d6", "collapsed run": "#c0392b"},
         marker="o",
         size=6,
         jitter=0.15,
         ax=ax,
-        legend=bool(points["collapsed"].any()),
+        legend=True,
     )
     ax.set_yticks(range(len(order)), order)
-    ax.set_xlabel(LABELS[metric] + " — points: one run (seed) each")
+    ax.set_xlabel(LABELS[metric])
     ax.set_ylabel("")
-    ax.legend(loc="best", fontsize=8, frameon=True)
+    facts = page_glue(table, results)
+    ax.set_title(  # the data source on the figure itself, which travels without the page
+        f"Table {table}: {facts[f't{table}_data']}, {facts[f't{table}_scale']} scale, "
+        f"{facts[f't{table}_seeds']} seed(s)",
+        fontsize=9,
+        pad=22,
+    )
+    # above the axes: inside, it hides points at either end of the scale
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, fontsize=8, frameon=False)
     return fig
 
 
@@ -488,6 +498,13 @@ def admonition(title: str, text: str, *, kind: str = "warning") -> str:
         f'<div class="admonition {kind}"><p class="admonition-title">{html.escape(title)}</p>'
         f"{body}</div>"
     )
+
+
+def source_line(banner_text: str) -> str:
+    """The data, scale and seeds of a banner: the caption under a figure."""
+    parts = [p.strip() for p in banner_text.split("·")]
+    keep = [p for p in parts if p.startswith(("Data:", "scale:", "seeds:"))]
+    return " · ".join(keep)
 
 
 def page_glue(table: int, results: list[RunResult]) -> dict[str, str]:
