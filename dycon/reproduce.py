@@ -66,9 +66,15 @@ def reproduce_table(
     if committed:
         ids = _table_run_ids(table, parameters)
         _reuse_committed(ids, results_dir, runs_dir)
-        if not set(committed) <= set(ids):
-            page = f"table{table}-{scale}-s{'-'.join(map(str, parameters['seeds']))}"
-            parameters["results_dir"] = str(Path(results_dir).with_name(page))
+        page, parameters["results_dir"] = page_for(
+            table,
+            committed=committed,
+            ids=ids,
+            scale=scale,
+            seeds=parameters["seeds"],
+            results_dir=results_dir,
+        )
+        if page != f"table{table}":
             print(
                 f"[dycon] these runs would drop committed runs of {results_dir}: writing "
                 f"{parameters['results_dir']} and {Path(output_dir) / page}.ipynb beside it",
@@ -78,6 +84,16 @@ def reproduce_table(
     final = _run_notebook(f"table{table}", out_dir / f"{page}.ipynb", parameters, progress)
     _refresh_environment(str(Path(results_dir)), out_dir)
     return final
+
+
+def page_for(table: int, *, committed, ids, scale: str, seeds, results_dir: str) -> tuple[str, str]:
+    """(page stem, results folder) of a reproduction whose runs are ``ids``: the committed page
+    when every committed run is among them (the page gains runs, loses none), else a page
+    beside it, ``tableN-<scale>-s<seeds>``, so that the committed one is never overwritten."""
+    if set(committed) <= set(ids):
+        return f"table{table}", results_dir
+    page = f"table{table}-{scale}-s{'-'.join(map(str, seeds))}"
+    return page, str(Path(results_dir).with_name(page))
 
 
 def _committed_runs(results_dir: str) -> dict[str, dict]:
