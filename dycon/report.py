@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections import defaultdict
 
 import pandas as pd
@@ -350,7 +351,14 @@ def per_run_frame(table: int, results: list[RunResult], metric: str = "dice") ->
     )
 
 
-def plot(table: int, rows: list[dict], results: list[RunResult], *, metric: str = "dice"):
+def plot(
+    table: int,
+    rows: list[dict],
+    results: list[RunResult],
+    *,
+    metric: str = "dice",
+    notes: list[str] = (),
+):
     """Seaborn: each seed's run mean (points; collapsed runs as crosses), the pooled mean with its
     95 % CI (bar), and the paper's value (a diamond) only where the page is compared with it."""
     import matplotlib
@@ -397,7 +405,7 @@ def plot(table: int, rows: list[dict], results: list[RunResult], *, metric: str 
     ax.set_yticks(range(len(order)), order)
     ax.set_xlabel(LABELS[metric])
     ax.set_ylabel("")
-    facts = page_glue(table, results)
+    facts = page_glue(table, results, notes=notes)
     ax.set_title(  # the data source on the figure itself, which travels without the page
         f"Table {table}: {facts[f't{table}_data']}, {facts[f't{table}_scale']} scale, "
         f"{facts[f't{table}_seeds']} seed(s)",
@@ -507,9 +515,10 @@ def source_line(banner_text: str) -> str:
     return " · ".join(keep)
 
 
-def page_glue(table: int, results: list[RunResult]) -> dict[str, str]:
+def page_glue(table: int, results: list[RunResult], *, notes: list[str] = ()) -> dict[str, str]:
     """Short facts of the page for the intro's claims summary, keyed ``t{table}_{data|scale|
-    seeds|runs|compute}``: what ran, on what, and what it cost."""
+    seeds|runs|compute}``: what ran, on what, and what it cost. A data note that asks for a
+    label beside every number ("write 'LA, 2x downsampled' next to ...") names the data."""
     if not results:
         return {f"t{table}_{k}": "—" for k in ("data", "scale", "seeds", "runs", "compute")}
     kinds = {r.summary["data_kind"] for r in results}
@@ -522,9 +531,10 @@ def page_glue(table: int, results: list[RunResult]) -> dict[str, str]:
         / 3600
     )
     device = env.get("gpu") or f"{env.get('cpu_count')}-core CPU"
+    asked = [m.group(1) for n in notes for m in [re.search(r"write '([^']+)'", n)] if m]
+    data = ", ".join(asked or sorted({r.summary["dataset"] for r in results}))
     return {
-        f"t{table}_data": ", ".join(sorted({r.summary["dataset"] for r in results}))
-        + (" (synthetic)" if "synthetic" in kinds else " (real)"),
+        f"t{table}_data": data + (" (synthetic)" if "synthetic" in kinds else " (real)"),
         f"t{table}_scale": ", ".join(sorted({r.summary["scale"] for r in results})),
         f"t{table}_seeds": str(len({r.spec.seed for r in results})),
         f"t{table}_runs": str(len(results)),

@@ -172,3 +172,10 @@ def test_glue_keys_and_plot_png():
 def test_unknown_table_is_an_error():
     with pytest.raises(ValueError, match="unknown paper table 9"):
         report.compare(9, [])
+
+
+def test_a_data_note_asking_for_a_label_names_the_data():
+    runs = [_result("DyCON", 10, 1, [40.0], kind="real", dataset="la", scale="quick", table=4)]
+    note = "not the upstream resolution: write 'LA, 2x downsampled' next to every number from it"
+    assert report.page_glue(4, runs, notes=[note])["t4_data"] == "LA, 2x downsampled (real)"
+    assert report.page_glue(4, runs)["t4_data"] == "la (real)"
