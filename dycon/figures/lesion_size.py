@@ -78,7 +78,11 @@ def lesion_numbers(studies: dict[str, LesionStudy], *, bins=BINS, n_boot: int = 
 
 
 def plot_lesion_bins(summaries: dict[str, list[dict]], *, iou_threshold: float = 0.1):
-    """Detection (overlap, IoU) and per-lesion Dice per size bin, one bar per row, 95 % CIs."""
+    """Detection (overlap, IoU) and per-lesion Dice per size bin, one bar per row, 95 % CIs.
+
+    Drawn with matplotlib, not seaborn: seaborn's bars compute their own intervals from raw
+    observations, and these are Wilson intervals on counts (and bootstrap ones) computed before.
+    """
     fig, axes = new_figure((6.8, 7.6), 3, 1)  # one panel per row: legible at the column width
     rows = list(summaries)
     bins = summaries[rows[0]]
