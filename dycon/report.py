@@ -1,18 +1,26 @@
-"""Tables next to the paper: paper / ours / difference with 95 % CIs, a banner, and a plot.
+"""Tables next to the paper: paper / ours (95 % CI) / difference, a banner, and a plot.
 
 Ours are pooled over seeds: the per-case values of every seed of a row enter one percentile
 bootstrap (``metrics.mean_ci``), so the interval covers case and seed variation together. The
 paper's HD95 and ASD are medpy distances in voxels (the official evaluation); ours are in mm
 unless the runs used ``eval.convention=official``, so distance differences are shown only when
 the units agree.
+
+A difference from the paper is computed only where it means something: real data of the paper's
+dataset, at a scale that can reach the paper's numbers (:data:`DELTA_SCALES`). Elsewhere the page
+is a pipeline check or a synthetic stand-in (:func:`page_kind`) and shows ours alone. A run that
+predicts background on every test case is *collapsed*; wherever one enters a mean, the row says
+which and carries the mean without it as well (:func:`compare`).
 """
 
 from __future__ import annotations
 
-import html
 import json
 import math
+import re
 from collections import defaultdict
+
+import pandas as pd
 
 from .experiments import TABLES, RunResult
 from .metrics import mean_ci
@@ -21,6 +29,11 @@ from .paper import paper_rows
 METRICS = ("dice", "iou", "hd95", "asd")
 LABELS = {"dice": "Dice (%) ↑", "iou": "IoU (%) ↑", "hd95": "HD95 ↓", "asd": "ASD ↓"}
 SWITCHES = ("fecl_focal", "fecl_hard_negatives", "fecl_entropy", "uncl")
+SWITCH_NAMES = {"fecl_focal": "F⁺F⁻", "fecl_hard_negatives": "HN", "fecl_entropy": "Ent."}
+# Scales whose runs can reach the paper's numbers: the paper's protocol, and the CPU scale on
+# real data where runs converge. Smoke and quick runs are pipeline checks.
+DELTA_SCALES = ("paper", "cpu")
+PAPER_DATASETS = {t: spec["dataset"] for t, spec in TABLES.items()}
 
 
 def _paper_index(table: int) -> dict[tuple[str, float], dict]:
@@ -34,15 +47,34 @@ def _paper_index(table: int) -> dict[tuple[str, float], dict]:
     return index
 
 
+def comparable(table: int, results: list[RunResult]) -> bool:
+    """Whether a difference from the paper means something: every run on the paper's real
+    dataset of ``table`` at a scale in :data:`DELTA_SCALES`."""
+    return bool(results) and all(
+        r.summary["data_kind"] == "real"
+        and r.summary["dataset"] == PAPER_DATASETS[table]
+        and r.summary["scale"] in DELTA_SCALES
+        for r in results
+    )
+
+
+def collapsed(result: RunResult) -> bool:
+    """A run that predicts background on every test case (its Dice is 0 by construction)."""
+    cases = result.per_case
+    return bool(cases) and all(str(c.get("empty_pred", "False")) == "True" for c in cases)
+
+
 def compare(table: int, results: list[RunResult]) -> list[dict]:
     """One row per (table row, labeled %): the paper's numbers, ours pooled over seeds, deltas.
 
     Paper rows of methods this engine does not implement are kept, marked ``not re-run``.
+    Deltas are None unless :func:`comparable`.
     """
     groups: dict[tuple[str, int], list[RunResult]] = defaultdict(list)
     for r in results:
         groups[(r.spec.row, r.spec.percent)].append(r)
     paper = _paper_index(table)
+    with_delta = comparable(table, results)
     out = []
     percents = sorted({k[1] for k in groups}) or list(TABLES[table]["percents"])
     for pct in percents:
@@ -51,24 +83,22 @@ def compare(table: int, results: list[RunResult]) -> list[dict]:
         else:
             printed = [k for k in paper if k[1] == pct]
             keys = [(m, pct) for m, _ in printed] + [k for k in groups if k[1] == pct]
-        seen = set()
-        for key in keys:
-            if key in seen:
-                continue
-            seen.add(key)
-            out.append(_row(table, key, groups.get(key, []), paper))
+        for key in dict.fromkeys(keys):
+            out.append(_row(table, key, groups.get(key, []), paper, with_delta=with_delta))
     return out
 
 
-def _row(table: int, key: tuple[str, int], runs: list[RunResult], paper: dict) -> dict:
+def _row(table: int, key: tuple[str, int], runs: list[RunResult], paper: dict, *, with_delta):
     label, pct = key
     if table == 5:
         dataset = runs[0].spec.dataset if runs else "isles22"
         p = paper.get((label, "brats19" if dataset == "brats19" else "isles22"), {})
     else:
         p = paper.get((label, float(pct)), {})
+    kept = [r for r in runs if not collapsed(r)]
     row = {
         "row": label,
+        "label": ablation_label(p) if table == 5 else label,
         "percent": pct,
         "paper_labeled": p.get("labeled"),
         "ours_labeled": runs[0].spec.num_labeled if runs else None,
@@ -76,29 +106,73 @@ def _row(table: int, key: tuple[str, int], runs: list[RunResult], paper: dict) -
         "status": "ran" if runs else "not re-run",
         "paper_note": p.get("note") or "",
         "run_ids": [r.run_id for r in runs],
+        "collapsed_runs": [r.run_id for r in runs if r not in kept],
     }
     if table == 5:
         row.update({s: p.get(s) for s in SWITCHES})
     unit = runs[0].summary["units"]["hd95"] if runs else None
     row["distance_unit"] = unit
     for m in METRICS:
-        paper_value = p.get(m)
-        row[f"paper_{m}"] = paper_value
-        if not runs:
-            row[f"ours_{m}"] = row[f"ours_{m}_ci"] = row[f"delta_{m}"] = None
-            continue
-        values = [float(c[m]) for r in runs for c in r.per_case]
-        ci = mean_ci(values)
-        row[f"ours_{m}"] = None if math.isnan(ci.mean) else ci.mean
-        row[f"ours_{m}_ci"] = None if math.isnan(ci.mean) else (ci.low, ci.high)
-        row[f"ours_{m}_undefined"] = ci.n_nan
-        comparable = m in ("dice", "iou") or unit == "voxel"
-        row[f"delta_{m}"] = (
-            row[f"ours_{m}"] - paper_value
-            if comparable and paper_value is not None and row[f"ours_{m}"] is not None
-            else None
-        )
+        row[f"paper_{m}"] = p.get(m)
+        row.update(_pooled(m, runs, prefix="ours"))
+        if row["collapsed_runs"]:
+            row.update(_pooled(m, kept, prefix="kept"))
+        comparable_unit = m in ("dice", "iou") or unit == "voxel"
+        ours, paper_value = row[f"ours_{m}"], row[f"paper_{m}"]
+        ok = with_delta and comparable_unit and paper_value is not None and ours is not None
+        row[f"delta_{m}"] = ours - paper_value if ok else None
     return row
+
+
+def _pooled(metric: str, runs: list[RunResult], *, prefix: str) -> dict:
+    """``{prefix}_{metric}``, its ``_ci`` and ``_undefined`` count, pooled over the runs' cases."""
+    if not runs:
+        return {f"{prefix}_{metric}": None, f"{prefix}_{metric}_ci": None}
+    ci = mean_ci([float(c[metric]) for r in runs for c in r.per_case])
+    ok = not math.isnan(ci.mean)
+    return {
+        f"{prefix}_{metric}": ci.mean if ok else None,
+        f"{prefix}_{metric}_ci": (ci.low, ci.high) if ok else None,
+        f"{prefix}_{metric}_undefined": ci.n_nan,
+    }
+
+
+def ablation_label(paper_row: dict) -> str:
+    """Table 5's row by what is on: 'F⁺F⁻ + HN + UnCL'; 'none (MT pipeline)' for row 1."""
+    fecl = [name for s, name in SWITCH_NAMES.items() if paper_row.get(s)]
+    parts = (["FeCL: " + ", ".join(fecl)] if fecl else []) + (
+        ["UnCL"] if paper_row.get("uncl") else []
+    )
+    return " + ".join(parts) if parts else "none (MT pipeline)"
+
+
+def page_kind(table: int, results: list[RunResult]) -> tuple[str, str]:
+    """(title, text) of the admonition that says what the page is, for a page without deltas;
+    ``("", "")`` when the page is compared with the paper."""
+    if comparable(table, results) or not results:
+        return "", ""
+    paper_ds = PAPER_DATASETS[table]
+    kinds = {r.summary["data_kind"] for r in results}
+    scales = sorted({r.summary["scale"] for r in results})
+    datasets = sorted({r.summary["dataset"] for r in results})
+    if "synthetic" in kinds:
+        what = "synthetic stand-in" if scales != ["smoke"] else "pipeline check"
+        text = (
+            f"These runs are on {', '.join(datasets)}, synthetic data, at the {', '.join(scales)} "
+            f"scale: they check that every row of Table {table} trains and is evaluated, and "
+            "say nothing about the paper's numbers, so no difference from the paper is shown. "
+            f"The paper's dataset ({paper_ds}) is not prepared here; with its download, "
+            f"`python -m dycon data prepare {paper_ds} --raw <download dir>` then "
+            f"`make reproduce TABLE={table} SCALE=paper` fill this table (a GPU)."
+        )
+        return f"A {what}, not a reproduction", text
+    text = (
+        f"These are real {', '.join(datasets)} runs at the {', '.join(scales)} scale, far "
+        "shorter than the paper's protocol: a difference from the paper would measure the "
+        "training budget, not the method, so none is shown. "
+        f"`make reproduce TABLE={table} SCALE=paper` runs the paper's protocol (a GPU)."
+    )
+    return "Real data, short runs: not compared with the paper", text
 
 
 def banner(results: list[RunResult], *, notes: list[str] = ()) -> str:
@@ -127,109 +201,225 @@ def banner(results: list[RunResult], *, notes: list[str] = ()) -> str:
     )
 
 
+def collapse_note(rows: list[dict]) -> str:
+    """A sentence naming the collapsed runs in the means, or '' when there are none."""
+    hit = [r for r in rows if r.get("collapsed_runs")]
+    if not hit:
+        return ""
+    parts = [
+        f"{r['label']} ({r['percent']} %): {len(r['collapsed_runs'])} of {len(r['run_ids'])} "
+        f"runs ({', '.join(r['collapsed_runs'])})"
+        for r in hit
+    ]
+    return (
+        "Collapsed runs (background predicted on every test case, Dice 0) enter these means: "
+        + "; ".join(parts)
+        + ". The column *without collapsed* gives the mean of the other runs: the gap between "
+        "the two is the collapse, not the row's components."
+    )
+
+
+def metrics_of(table: int) -> tuple[str, ...]:
+    return ("dice", "hd95", "asd") if table == 5 else METRICS
+
+
+def to_frame(table: int, rows: list[dict]) -> pd.DataFrame:
+    """The comparison as a tidy table, one line per (row, labeled %, metric): what
+    ``comparison.csv`` holds, so that ``pd.read_csv`` gives the reader the numbers."""
+    records = []
+    for r in rows:
+        for m in metrics_of(table):
+            ci = r.get(f"ours_{m}_ci") or (None, None)
+            kept_ci = r.get(f"kept_{m}_ci") or (None, None)
+            records.append(
+                {
+                    "table": table,
+                    "row": r["row"],
+                    "label": r["label"],
+                    "labeled_pct": r["percent"],
+                    "paper_labeled": r["paper_labeled"],
+                    "ours_labeled": r["ours_labeled"],
+                    "status": r["status"],
+                    "seeds": " ".join(map(str, r["seeds"])),
+                    "metric": m,
+                    "unit": "%" if m in ("dice", "iou") else (r["distance_unit"] or ""),
+                    "paper": r[f"paper_{m}"],
+                    "ours": r[f"ours_{m}"],
+                    "ours_ci_low": ci[0],
+                    "ours_ci_high": ci[1],
+                    "ours_undefined_cases": r.get(f"ours_{m}_undefined"),
+                    "delta": r[f"delta_{m}"],
+                    "collapsed_runs": len(r["collapsed_runs"]),
+                    "ours_without_collapsed": r.get(f"kept_{m}"),
+                    "without_collapsed_ci_low": kept_ci[0],
+                    "without_collapsed_ci_high": kept_ci[1],
+                }
+            )
+    return pd.DataFrame.from_records(records)
+
+
+def _ours_cell(r: dict, m: str, prefix: str = "ours") -> str:
+    """'53.65' over a small '(49.10–58.20)' line: the CI on its own line keeps columns narrow."""
+    if r["status"] != "ran":
+        return "not re-run"
+    value = r.get(f"{prefix}_{m}")
+    if value is None:
+        return f"undefined ({r.get(f'{prefix}_{m}_undefined', 0)} cases)"
+    lo, hi = r[f"{prefix}_{m}_ci"]
+    unit = "" if m in ("dice", "iou") else f" {r['distance_unit']}"
+    return f"{value:.2f}{unit}<br><small>({lo:.2f}–{hi:.2f})</small>"
+
+
+def to_styled(table: int, rows: list[dict], metric: str):
+    """One metric's comparison as a pandas Styler: row, labeled, paper, ours (95 % CI), and a
+    difference only where the page is compared with the paper; a *without collapsed* column
+    where a collapsed run enters a mean. One table per metric keeps it inside a phone's width."""
+    with_delta = any(r[f"delta_{metric}"] is not None for r in rows)
+    with_kept = any(r.get("collapsed_runs") for r in rows)
+    records = []
+    for r in rows:
+        record = {
+            "Method" if table != 5 else "Components on": r["label"],
+            "Labeled (paper / ours)": f"{_int(r['paper_labeled'])} / {_int(r['ours_labeled'])}"
+            f" ({r['percent']} %)",
+            "paper": "—" if r[f"paper_{metric}"] is None else f"{r[f'paper_{metric}']:.2f}",
+            "ours (95% CI)": _ours_cell(r, metric),
+        }
+        if with_kept:
+            record["ours without collapsed"] = (
+                _ours_cell(r, metric, "kept") if r.get("collapsed_runs") else "same"
+            )
+        if with_delta:
+            d = r[f"delta_{metric}"]
+            record["Δ (ours − paper)"] = "" if d is None else f"{d:+.2f}"
+        records.append(record)
+    frame = pd.DataFrame.from_records(records)
+    return (
+        frame.style.hide(axis="index")
+        .set_caption(LABELS[metric])
+        .set_table_attributes(f'class="dycon-comparison" data-metric="{metric}"')
+        .set_table_styles([{"selector": "td, th", "props": "padding: 0.15em 0.6em"}])
+    )
+
+
+def to_html(table: int, rows: list[dict]) -> str:
+    """Every metric's table (:func:`to_styled`) as HTML, one after the other."""
+    return "\n".join(to_styled(table, rows, m).to_html() for m in metrics_of(table))
+
+
+def _int(x) -> str:
+    return "—" if x is None else str(x)
+
+
 def _fmt(x: float | None, digits: int = 2) -> str:
     return "—" if x is None else f"{x:.{digits}f}"
 
 
-def to_html(table: int, rows: list[dict]) -> str:
-    """The comparison in the paper's layout, as an HTML table (one header row per metric)."""
-    metrics = ("dice", "hd95", "asd") if table == 5 else METRICS
-    head = ["Method", "Labeled (paper / ours)"] + (
-        ["F⁺F⁻", "HN", "Ent.", "UnCL"] if table == 5 else []
-    )
-    h1 = "".join(f'<th rowspan="2">{html.escape(c)}</th>' for c in head)
-    h1 += "".join(f'<th colspan="3">{html.escape(LABELS[m])}</th>' for m in metrics)
-    h2 = "".join("<th>paper</th><th>ours (95% CI)</th><th>Δ</th>" for _ in metrics)
-    body = []
-    for r in rows:
-        cells = [
-            html.escape(r["row"]),
-            f"{_fmt_int(r['paper_labeled'])} / {_fmt_int(r['ours_labeled'])} ({r['percent']}%)",
-        ]
-        if table == 5:
-            cells += ["✓" if r.get(s) else "✗" for s in SWITCHES]
-        for m in metrics:
-            ours = r[f"ours_{m}"]
-            if r["status"] != "ran":
-                ours_cell = "not re-run"
-            elif ours is None:
-                ours_cell = f"undefined ({r.get(f'ours_{m}_undefined', 0)} cases)"
-            else:
-                lo, hi = r[f"ours_{m}_ci"]
-                unit = "" if m in ("dice", "iou") else f" {r['distance_unit']}"
-                ours_cell = f"{ours:.2f}{unit} ({lo:.2f}–{hi:.2f})"
-            delta = r[f"delta_{m}"]
-            cells += [_fmt(r[f"paper_{m}"]), ours_cell, "" if delta is None else f"{delta:+.2f}"]
-        body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    return (
-        '<table class="dycon-comparison">'
-        f"<thead><tr>{h1}</tr><tr>{h2}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-    )
-
-
-def _fmt_int(x) -> str:
-    return "—" if x is None else str(x)
-
-
 def to_text(table: int, rows: list[dict]) -> str:
-    """The same comparison as a plain-text table, for the terminal."""
-    metrics = ("dice", "hd95", "asd") if table == 5 else METRICS
-    header = f"{'Method':<28}{'lab.':>6}" + "".join(
-        f"{m + ' paper':>12}{m + ' ours':>12}" for m in metrics
+    """The comparison as a plain-text table for the terminal (pandas' fixed-width layout)."""
+    frame = pd.DataFrame.from_records(
+        {
+            "row": r["label"][:32],
+            "lab.": f"{r['percent']}%",
+            **{
+                f"{m} {who}": (
+                    "not re-run"
+                    if who == "ours" and r["status"] != "ran"
+                    else _fmt(r[f"{who}_{m}"])
+                )
+                for m in metrics_of(table)
+                for who in ("paper", "ours")
+            },
+        }
+        for r in rows
     )
-    lines = [header, "-" * len(header)]
-    for r in rows:
-        line = f"{r['row'][:27]:<28}{str(r['percent']) + '%':>6}"
-        for m in metrics:
-            ours = "not re-run" if r["status"] != "ran" else _fmt(r[f"ours_{m}"])
-            line += f"{_fmt(r[f'paper_{m}']):>12}{ours:>12}"
-        lines.append(line)
-    return "\n".join(lines)
+    return frame.to_string(index=False)
 
 
-def plot(table: int, rows: list[dict], *, metric: str = "dice"):
-    """Bar chart: the paper's value (hatched) and ours with its 95 % CI, per row and labeled %."""
+def per_run_frame(table: int, results: list[RunResult], metric: str = "dice") -> pd.DataFrame:
+    """Each run's mean ``metric`` over its test cases: the per-seed points of the plot."""
+    labels = {r["row"]: r["label"] for r in compare(table, results)}
+    return pd.DataFrame.from_records(
+        {
+            "row": labels.get(r.spec.row, r.spec.row),
+            "percent": r.spec.percent,
+            "seed": r.spec.seed,
+            "collapsed": collapsed(r),
+            metric: float(pd.to_numeric([c[metric] for c in r.per_case]).mean()),
+        }
+        for r in results
+    )
+
+
+def plot(
+    table: int,
+    rows: list[dict],
+    results: list[RunResult],
+    *,
+    metric: str = "dice",
+    notes: list[str] = (),
+):
+    """Seaborn: each seed's run mean (points; collapsed runs as crosses), the pooled mean with its
+    95 % CI (bar), and the paper's value (a diamond) only where the page is compared with it."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import seaborn as sns
 
     ran = [r for r in rows if r["status"] == "ran"]
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(ran) + 2), 3.6), dpi=110)
-    xs = range(len(ran))
-    paper = [r[f"paper_{metric}"] if r[f"paper_{metric}"] is not None else math.nan for r in ran]
-    ours = [r[f"ours_{metric}"] if r[f"ours_{metric}"] is not None else math.nan for r in ran]
-    err = [
-        [
-            o - r[f"ours_{metric}_ci"][0] if r[f"ours_{metric}_ci"] else 0
-            for o, r in zip(ours, ran, strict=True)
-        ],
-        [
-            r[f"ours_{metric}_ci"][1] - o if r[f"ours_{metric}_ci"] else 0
-            for o, r in zip(ours, ran, strict=True)
-        ],
-    ]
-    ax.bar([x - 0.2 for x in xs], paper, width=0.4, label="paper", color="#bbbbbb", hatch="//")
-    ax.bar(
-        [x + 0.2 for x in xs],
-        ours,
-        width=0.4,
-        yerr=err,
-        capsize=3,
-        label="ours (95% CI)",
-        color="#3b75af",
+    points = per_run_frame(table, results, metric)
+    points["run"] = points["collapsed"].map({False: "one run (seed)", True: "collapsed run"})
+    order = list(dict.fromkeys(r["label"] for r in ran))
+    sns.set_theme(style="whitegrid", context="paper", font_scale=1.1)
+    fig, ax = plt.subplots(figsize=(6.8, 0.45 * len(ran) + 1.4), layout="constrained")
+    for y, r in enumerate(ran):
+        mean, ci = r[f"ours_{metric}"], r[f"ours_{metric}_ci"]
+        if mean is not None:  # the pooled CI is over cases and seeds, not seaborn's over points
+            ax.errorbar(
+                mean,
+                y,
+                xerr=[[mean - ci[0]], [ci[1] - mean]],
+                fmt="s",
+                color="#3b75af",
+                capsize=4,
+                label="ours: mean, 95 % CI" if y == 0 else None,
+            )
+        if r[f"delta_{metric}"] is not None:
+            ax.plot(
+                r[f"paper_{metric}"], y, "D", color="#444444", label="paper" if y == 0 else None
+            )
+    sns.stripplot(
+        data=points,
+        x=metric,
+        y="row",
+        order=order,
+        hue="run",
+        palette={"one run (seed)": "#7aa6d6", "collapsed run": "#c0392b"},
+        marker="o",
+        size=6,
+        jitter=0.15,
+        ax=ax,
+        legend=True,
     )
-    ax.set_xticks(list(xs), [f"{r['row']}\n{r['percent']}%" for r in ran], fontsize=7)
-    ax.set_ylabel(LABELS[metric])
-    ax.legend(fontsize=8, frameon=False)
-    ax.spines[["top", "right"]].set_visible(False)
-    fig.tight_layout()
+    ax.set_yticks(range(len(order)), order)
+    ax.set_xlabel(LABELS[metric])
+    ax.set_ylabel("")
+    facts = page_glue(table, results, notes=notes)
+    ax.set_title(  # the data source on the figure itself, which travels without the page
+        f"Table {table}: {facts[f't{table}_data']}, {facts[f't{table}_scale']} scale, "
+        f"{facts[f't{table}_seeds']} seed(s)",
+        fontsize=9,
+        pad=22,
+    )
+    # above the axes: inside, it hides points at either end of the scale
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, fontsize=8, frameon=False)
     return fig
 
 
 def glue_values(table: int, rows: list[dict]) -> dict[str, str]:
     """Formatted numbers for myst-nb glue, keyed
-    ``t{table}_{row}_{percent}_{metric}_{paper|ours|delta}``."""
+    ``t{table}_{row}_{percent}_{metric}_{paper|ours|delta|kept}``."""
     out = {}
     for r in rows:
         if r["status"] != "ran":
@@ -240,6 +430,8 @@ def glue_values(table: int, rows: list[dict]) -> dict[str, str]:
             out[f"{base}_paper"] = _fmt(r[f"paper_{m}"])
             out[f"{base}_ours"] = _fmt(r[f"ours_{m}"])
             out[f"{base}_delta"] = "—" if r[f"delta_{m}"] is None else f"{r[f'delta_{m}']:+.2f}"
+            out[f"{base}_kept"] = _fmt(r.get(f"kept_{m}", r[f"ours_{m}"]))
+        out[f"t{table}_{slug}_{r['percent']}_collapsed"] = str(len(r["collapsed_runs"]))
     return out
 
 
@@ -252,13 +444,15 @@ def save(
     seconds: float,
     notes: list[str] = (),
 ) -> None:
-    """Commit-ready results of a table: the runs' summaries and ``comparison.json`` (rows,
-    banner, provenance) in ``dest``, replaced atomically."""
+    """Commit-ready results of a table: the runs' summaries, ``comparison.json`` (rows, banner,
+    provenance), ``comparison.csv`` (:func:`to_frame`) and ``comparison.txt`` in ``dest``,
+    replaced atomically."""
     from .experiments import save_results
 
     record = {
         "table": table,
         "banner": banner(results, notes=notes),
+        "compared_with_paper": comparable(table, results),
         "data_notes": list(notes),
         "notebook_seconds": round(seconds, 1),
         "train_seconds": round(sum(r.summary["train"].get("seconds", 0.0) for r in results), 1),
@@ -271,17 +465,21 @@ def save(
         "rows": comparison,
     }
     text = json.dumps(record, indent=2, default=_json_default) + "\n"
-    save_results(
-        results,
-        dest,
-        files={"comparison.json": text, "comparison.txt": to_text(table, comparison) + "\n"},
-    )
+    files = {
+        "comparison.json": text,
+        "comparison.csv": to_frame(table, comparison).to_csv(index=False),
+        "comparison.txt": to_text(table, comparison) + "\n",
+    }
+    save_results(results, dest, files=files)
 
 
 def _json_default(x):
     if isinstance(x, tuple):
         return list(x)
     raise TypeError(f"not JSON serialisable: {type(x).__name__}")
+
+
+DPI = 150  # 6.8 in wide figures: 1020 px, shown at the 676 px column (1.5x, sharp on HiDPI)
 
 
 def png(figure) -> bytes:
@@ -291,6 +489,54 @@ def png(figure) -> bytes:
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
-    figure.savefig(buf, format="png", dpi=110)
+    figure.savefig(buf, format="png", dpi=DPI)
     plt.close(figure)
     return buf.getvalue()
+
+
+def admonition(title: str, text: str, *, kind: str = "warning") -> str:
+    """An admonition as the book theme styles it, for a notebook's HTML output (notebook
+    Markdown output is CommonMark: no MyST directives)."""
+    import html
+
+    import markdown_it
+
+    body = markdown_it.MarkdownIt("commonmark").render(text)
+    return (
+        f'<div class="admonition {kind}"><p class="admonition-title">{html.escape(title)}</p>'
+        f"{body}</div>"
+    )
+
+
+def source_line(banner_text: str) -> str:
+    """The data, scale and seeds of a banner: the caption under a figure."""
+    parts = [p.strip() for p in banner_text.split("·")]
+    keep = [p for p in parts if p.startswith(("Data:", "scale:", "seeds:"))]
+    return " · ".join(keep)
+
+
+def page_glue(table: int, results: list[RunResult], *, notes: list[str] = ()) -> dict[str, str]:
+    """Short facts of the page for the intro's claims summary, keyed ``t{table}_{data|scale|
+    seeds|runs|compute}``: what ran, on what, and what it cost. A data note that asks for a
+    label beside every number ("write 'LA, 2x downsampled' next to ...") names the data."""
+    if not results:
+        return {f"t{table}_{k}": "—" for k in ("data", "scale", "seeds", "runs", "compute")}
+    kinds = {r.summary["data_kind"] for r in results}
+    env = results[0].summary["environment"]
+    hours = (
+        sum(
+            r.summary["train"].get("seconds", 0.0) + r.summary.get("eval_seconds", 0.0)
+            for r in results
+        )
+        / 3600
+    )
+    device = env.get("gpu") or f"{env.get('cpu_count')}-core CPU"
+    asked = [m.group(1) for n in notes for m in [re.search(r"write '([^']+)'", n)] if m]
+    data = ", ".join(asked or sorted({r.summary["dataset"] for r in results}))
+    return {
+        f"t{table}_data": data + (" (synthetic)" if "synthetic" in kinds else " (real)"),
+        f"t{table}_scale": ", ".join(sorted({r.summary["scale"] for r in results})),
+        f"t{table}_seeds": str(len({r.spec.seed for r in results})),
+        f"t{table}_runs": str(len(results)),
+        f"t{table}_compute": f"{hours:.2f} h, {device}",
+    }

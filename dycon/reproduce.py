@@ -4,13 +4,20 @@ The template ``notebooks/tableN.ipynb`` (``notebooks/fig_<name>.ipynb``) runs wi
 the given parameters into a temporary file beside ``book/tables/tableN.ipynb``
 (``book/figures/<name>.ipynb``), which replaces the old page only when every cell succeeded: a
 failed run leaves the previous page and results as they were. The comparison (the figure's key
-numbers) is then printed.
+numbers) is then printed. Each run's progress (step, loss, time left) goes to the terminal.
+
+Committed results are never lost. Without ``seeds`` a table runs the committed page's seeds, and
+the committed runs (``results/tableN/runs/<run-id>``: summary and per-case table) are reused by
+run id, so the default command reproduces the page as committed without training. A request
+whose runs would not include every committed run (other seeds, scale or rows) writes its page and
+results beside the committed ones (``tableN-<scale>-s<seeds>``), never over them.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -49,17 +56,94 @@ def reproduce_table(
             f"--percents {','.join(map(str, bad))}: labeled percentages must lie in 1..100; "
             "e.g. --percents 5,10"
         )
+    results_dir = results_dir if results_dir is not None else f"results/table{table}"
+    committed = _committed_runs(results_dir)
+    if seeds is None and committed:
+        seeds = sorted({r["seed"] for r in committed.values()})
     parameters = {
         "table": table,
         **_run_parameters(dataset, data_root, scale, seeds, device, runs_dir),
         "percents": list(percents) if percents else None,
         "rows": list(rows) if rows else None,
-        "results_dir": results_dir if results_dir is not None else f"results/table{table}",
+        "results_dir": results_dir,
+        "progress": progress,
     }
+    page = f"table{table}"
+    if committed:
+        ids = _table_run_ids(table, parameters)
+        _reuse_committed(ids, results_dir, runs_dir)
+        page, parameters["results_dir"] = page_for(
+            table,
+            committed=committed,
+            ids=ids,
+            scale=scale,
+            seeds=parameters["seeds"],
+            results_dir=results_dir,
+        )
+        if page != f"table{table}":
+            print(
+                f"[dycon] these runs would drop committed runs of {results_dir}: writing "
+                f"{parameters['results_dir']} and {Path(output_dir) / page}.ipynb beside it",
+                file=sys.stderr,
+            )
     out_dir = ROOT / output_dir
-    final = _run_notebook(f"table{table}", out_dir / f"table{table}.ipynb", parameters, progress)
-    _refresh_environment(parameters["results_dir"], out_dir)
+    final = _run_notebook(f"table{table}", out_dir / f"{page}.ipynb", parameters, progress)
+    _refresh_environment(str(Path(results_dir)), out_dir)
     return final
+
+
+def page_for(table: int, *, committed, ids, scale: str, seeds, results_dir: str) -> tuple[str, str]:
+    """(page stem, results folder) of a reproduction whose runs are ``ids``: the committed page
+    when every committed run is among them (the page gains runs, loses none), else a page
+    beside it, ``tableN-<scale>-s<seeds>``, so that the committed one is never overwritten."""
+    if set(committed) <= set(ids):
+        return f"table{table}", results_dir
+    page = f"table{table}-{scale}-s{'-'.join(map(str, seeds))}"
+    return page, str(Path(results_dir).with_name(page))
+
+
+def _committed_runs(results_dir: str) -> dict[str, dict]:
+    """run id -> {row, percent, seed} of the committed page in ``results_dir`` ({} if none)."""
+    path = ROOT / results_dir / "comparison.json"
+    try:
+        return {r["run_id"]: r for r in json.loads(path.read_text())["runs"]}
+    except (OSError, ValueError, KeyError):
+        return {}
+
+
+def _table_run_ids(table: int, parameters: dict) -> list[str]:
+    from .engine.runs import run_id
+    from .experiments import config_of, table_runs
+
+    specs = table_runs(
+        table,
+        dataset=parameters["dataset"],
+        scale=parameters["scale"],
+        seeds=parameters["seeds"],
+        percents=parameters["percents"],
+        rows=parameters["rows"],
+        root=parameters["data_root"],
+    )
+    return [run_id(config_of(s, device=parameters["device"])) for s in specs]
+
+
+def _reuse_committed(ids: list[str], results_dir: str, runs_dir: str) -> None:
+    """Put each committed run among ``ids`` into ``runs_dir`` (where ``experiments.ensure`` finds
+    finished runs) unless a run is there already, with the stamp of the data it was trained on
+    (from its summary), so that a clean clone reuses the committed runs instead of training."""
+    from .engine.runs import DATA_STAMP
+
+    for rid in ids:
+        src, dest = ROOT / results_dir / "runs" / rid, ROOT / runs_dir / rid
+        if not (src / "summary.json").is_file() or (dest / "summary.json").is_file():
+            continue
+        dest.mkdir(parents=True, exist_ok=True)
+        version = json.loads((src / "summary.json").read_text()).get("data_version")
+        for name in ("config.yaml", "log.jsonl", "per_case.csv"):
+            if (src / name).is_file() and not (dest / name).exists():
+                shutil.copy2(src / name, dest / name)
+        (dest / DATA_STAMP).write_text(json.dumps({"data_version": version}) + "\n")
+        shutil.copy2(src / "summary.json", dest / "summary.json")  # last: marks the run complete
 
 
 def reproduce_figure(
@@ -84,6 +168,7 @@ def reproduce_figure(
         **(options or {}),
         **_run_parameters(dataset, data_root, scale, seeds, device, runs_dir),
         "results_dir": results_dir if results_dir is not None else f"results/fig-{name}",
+        "progress": progress,
     }
     final = ROOT / output_dir / f"{name}.ipynb"
     _run_notebook(f"fig_{name.replace('-', '_')}", final, parameters, progress)
@@ -134,13 +219,16 @@ def _execute(template: Path, final: Path, parameters: dict, *, progress: bool) -
     tmp = final.with_name(f".{final.stem}.{os.getpid()}.ipynb")
     start = time.perf_counter()
     try:
+        # The kernel's stderr (each run's progress bar: step, loss, time left) streams to this
+        # terminal; papermill's own cell counter would only say "Executing: 11%".
         papermill.execute_notebook(
             str(template.relative_to(ROOT)),
             str(tmp.relative_to(ROOT)) if tmp.is_relative_to(ROOT) else str(tmp),
             parameters=parameters,
             kernel_name="python3",
             cwd=str(ROOT),
-            progress_bar=progress,
+            progress_bar=False,
+            stderr_file=sys.stderr if progress else None,
         )
     except papermill.PapermillExecutionError as err:
         tmp.unlink(missing_ok=True)
@@ -161,6 +249,12 @@ def _finish(path: Path, *, seconds: float) -> None:
         tags = cell.get("metadata", {}).get("tags", [])
         if "injected-parameters" in tags and "hide-cell" not in tags:
             tags.append("hide-cell")
+        if cell["cell_type"] == "code":  # progress bars belong to the terminal, not the page
+            cell["outputs"] = [
+                o
+                for o in cell["outputs"]
+                if not (o["output_type"] == "stream" and o["name"] == "stderr")
+            ]
     nb["metadata"].setdefault("dycon", {})["seconds"] = round(seconds, 1)
     path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
 
@@ -201,7 +295,7 @@ def main(args) -> int:
         output_dir=args.output_dir or "book/tables",
         **_common_options(args),
     )
-    print_comparison(table, args.results_dir)
+    print_comparison(table, args.results_dir or f"results/{final.stem}")
     print(f"executed notebook: {_shown(final)}", file=sys.stderr)
     return 0
 

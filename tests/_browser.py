@@ -41,6 +41,7 @@ def dump_dom(
     timeout_s: float = 180,
     offline: bool = True,
     binary: str | None = None,
+    window: tuple[int, int] | None = None,
 ) -> str:
     """The serialised DOM of the local file ``page`` after ``budget_ms`` of virtual time.
 
@@ -58,6 +59,7 @@ def dump_dom(
             f"--user-data-dir={profile}",
             f"--virtual-time-budget={budget_ms}",
             *(["--host-resolver-rules=MAP * ~NOTFOUND"] if offline else []),
+            *([f"--window-size={window[0]},{window[1]}"] if window else []),
             "--dump-dom",
             Path(page).resolve().as_uri(),
         ]
@@ -68,3 +70,58 @@ def dump_dom(
             + "\n".join(done.stderr.splitlines()[-15:])
         )
     return done.stdout
+
+
+# Measured in the page after its scripts ran (MathJax included), at the window width given:
+# raw pipe tables (a paragraph of "| a | b |"), tables and displayed equations wider than the
+# article's content box, images drawn below half their natural width, and Δ columns on a page
+# whose banner says synthetic data or the smoke/quick scale. The result is put on <body> as JSON.
+PROBE = """<script>
+window.addEventListener('load', () => setTimeout(() => {
+  const out = {pipe: [], wide: [], shrunk: [], delta: [], synthetic: false, width: 0};
+  const article = document.querySelector('article') || document.body;
+  const style = getComputedStyle(article);
+  const box = article.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+  out.width = box;
+  for (const p of article.querySelectorAll('p')) {
+    const t = p.textContent.trim();
+    if (/^\\|.*\\|/.test(t) && (t.match(/\\|/g) || []).length >= 4) out.pipe.push(t.slice(0, 60));
+  }
+  for (const el of article.querySelectorAll('table, mjx-container[display="true"]')) {
+    const w = Math.max(el.getBoundingClientRect().width, el.scrollWidth);
+    if (w > box + 2)
+      out.wide.push(`${el.tagName} ${Math.round(w)} px: ${el.textContent.trim().slice(0, 40)}`);
+  }
+  for (const img of article.querySelectorAll('img')) {
+    const shown = img.getBoundingClientRect().width;
+    if (img.naturalWidth > 0 && shown > 0 && img.naturalWidth > 2 * shown + 1)
+      out.shrunk.push(`${img.naturalWidth} px shown at ${Math.round(shown)} px`);
+  }
+  out.synthetic = /SYNTHETIC|scale: (smoke|quick)/.test(article.textContent);
+  for (const th of article.querySelectorAll('th'))
+    if (th.textContent.includes('Δ')) out.delta.push(th.textContent.trim());
+  document.body.setAttribute('data-probe', JSON.stringify(out));
+}, 300));
+</script>"""
+
+
+def probe(page: Path, *, width: int = 1280, budget_ms: int = 8000) -> dict:
+    """The layout checks of :data:`PROBE` on ``page`` at a ``width`` px wide window.
+
+    A copy of the page with the probe script beside it is loaded, so relative links still work.
+    """
+    import html as html_lib
+    import json
+    import re
+
+    page = Path(page)
+    copy = page.with_name(page.stem + "-probe.html")
+    copy.write_text(page.read_text().replace("</body>", PROBE + "</body>"))
+    try:
+        dom = dump_dom(copy, budget_ms=budget_ms, offline=True, window=(width, 3000))
+    finally:
+        copy.unlink(missing_ok=True)
+    found = re.search(r'<body[^>]*data-probe="([^"]*)"', dom)
+    if not found:
+        raise RuntimeError(f"the layout probe did not run on {page}")
+    return json.loads(html_lib.unescape(found.group(1)))

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from _browser import dump_dom, find_chromium
+from _browser import dump_dom, find_chromium, probe
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK_SOURCES = ("_config.yml", "_toc.yml", "book")
@@ -136,3 +136,67 @@ def test_table1_page_shows_our_numbers_and_a_loaded_plot(built_book):
         if 'data-loaded="true"' in i and ("_images/" in i or "data:image/png" in i)
     ]
     assert plots, f"no loaded plot image on the Table 1 page; images: {images}"
+
+
+def _layout_defects(result: dict) -> list[str]:
+    """What the probe found wrong on one page, as readable lines (empty: the page is fine)."""
+    out = [f"raw pipe table: {t}" for t in result["pipe"]]
+    out += [f"wider than the {result['width']:.0f} px column: {w}" for w in result["wide"]]
+    out += [f"figure shrunk more than 2x: {i}" for i in result["shrunk"]]
+    if result["synthetic"] and result["delta"]:
+        out.append(f"difference column on a synthetic or smoke/quick page: {result['delta']}")
+    return out
+
+
+BROKEN = {
+    "pipe": "<p>| bin | lesions | method |\n|---|---|---|\n| tiny | 3 | DyCON |</p>",
+    "wide": "<table><tr>" + "<td>0123456789 0123456789</td>" * 14 + "</tr></table>",
+    "shrunk": '<img src="data:image/png;base64,{png}" style="width:200px">',
+    "delta": "<p>Data: isles-sim (SYNTHETIC) · scale: quick</p><table><tr><th>Δ</th></tr></table>",
+}
+
+
+@pytest.mark.parametrize("defect", sorted(BROKEN))
+def test_layout_probe_catches_each_defect_on_a_broken_page(defect, tmp_path):
+    """Each check of the book's layout test fails on a page built to show that defect, and
+    passes on the same page without it."""
+    if find_chromium() is None:
+        pytest.skip("chromium not installed (Debian: apt-get install -y chromium)")
+    import base64
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(figsize=(6.0, 1.0), dpi=100)  # 600 px natural, drawn at 200 px: 3x
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    png = base64.b64encode(buf.getvalue()).decode()
+    body = BROKEN[defect].replace("{png}", png)
+    shell = "<html><body><article style='width:676px'>{}</article></body></html>"
+    (tmp_path / "broken.html").write_text(shell.format(body))
+    (tmp_path / "fine.html").write_text(shell.format("<p>Data: la (real) · scale: paper</p>"))
+    broken = _layout_defects(probe(tmp_path / "broken.html"))
+    assert len(broken) == 1 and broken[0].startswith(
+        {"pipe": "raw pipe", "wide": "wider", "shrunk": "figure", "delta": "difference"}[defect]
+    ), broken
+    assert _layout_defects(probe(tmp_path / "fine.html")) == []
+
+
+def test_every_page_reads_at_1280_px(built_book):
+    """No raw pipe table, no table or displayed equation wider than the column, no figure shown
+    below half its natural width, no difference column on a synthetic or smoke/quick page."""
+    if find_chromium() is None:
+        pytest.skip("chromium not installed (Debian: apt-get install -y chromium)")
+    html, _ = built_book
+    pages = sorted(p for p in (html / "book").rglob("*.html") if not p.stem.endswith("-probe"))
+    assert len(pages) >= 14, f"only {len(pages)} pages built"
+    defects = {}
+    for page in pages:
+        found = _layout_defects(probe(page, width=1280))
+        if found:
+            defects[str(page.relative_to(html))] = found
+    assert not defects, "pages a reader cannot read:\n" + json.dumps(defects, indent=1)

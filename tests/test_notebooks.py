@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dycon.reproduce import reproduce_table
+from dycon.reproduce import page_for, reproduce_table
 
 ROOT = Path(__file__).resolve().parents[1]
 # A few rows per table keep the suite fast; each notebook still runs every cell.
@@ -64,3 +64,36 @@ def test_make_reproduce_unknown_table_fails_with_one_line():
     assert proc.returncode != 0
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "TABLE=9" in lines[0] and "TABLE=1 to 5" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("ids", "page", "folder"),
+    [
+        (["a", "b", "c"], "table1", "results/table1"),  # the committed runs: the same page
+        (["a", "b", "c", "d"], "table1", "results/table1"),  # more runs: nothing lost
+        (["a"], "table1-quick-s1337", "results/table1-quick-s1337"),  # fewer: beside it
+        (["x", "y"], "table1-quick-s1337", "results/table1-quick-s1337"),  # others: beside it
+    ],
+)
+def test_a_reproduction_never_writes_over_committed_runs(ids, page, folder):
+    committed = {"a": {}, "b": {}, "c": {}}
+    got = page_for(
+        1, committed=committed, ids=ids, scale="quick", seeds=[1337], results_dir="results/table1"
+    )
+    assert got == (page, folder)
+
+
+def test_committed_runs_are_reused_by_run_id(tmp_path, monkeypatch):
+    import dycon.reproduce as reproduce
+
+    monkeypatch.setattr(reproduce, "ROOT", tmp_path)
+    run = tmp_path / "results" / "table1" / "runs" / "r1"
+    run.mkdir(parents=True)
+    (run / "summary.json").write_text(json.dumps({"run_id": "r1", "data_version": "2.1.0"}))
+    (run / "per_case.csv").write_text("case,dice\nc,1.0\n")
+    reproduce._reuse_committed(["r1", "r2"], "results/table1", "runs")
+    reused = tmp_path / "runs" / "r1"
+    assert json.loads((reused / "summary.json").read_text())["run_id"] == "r1"
+    assert json.loads((reused / "data.json").read_text()) == {"data_version": "2.1.0"}
+    assert (reused / "per_case.csv").read_text().startswith("case,dice")
+    assert not (tmp_path / "runs" / "r2").exists()  # not committed: trained as usual

@@ -1,44 +1,62 @@
-"""report: ours pooled over seeds beside the paper, deltas only where units agree."""
+"""report: ours pooled over seeds beside the paper; a difference only on the paper's real data at
+a scale that can reach it; collapsed runs named, with the mean without them."""
 
+import io
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from dycon import report
 from dycon.experiments import RunResult, RunSpec
 
+REAL = {"kind": "real", "dataset": "isles22", "scale": "paper"}
 
-def _result(row, percent, seed, dice, *, unit="mm", hd95=None, table=1):
-    spec = RunSpec(table, row, "dycon", "isles-sim", percent, 2, "quick", seed)
+
+def _result(row, percent, seed, dice, *, unit="mm", hd95=None, table=1, empty=None, **data):
+    kind, dataset, scale = (
+        data.get("kind", "synthetic"),
+        data.get("dataset", "isles-sim"),
+        data.get("scale", "quick"),
+    )
+    spec = RunSpec(table, row, "dycon", dataset, percent, 2, scale, seed)
     summary = {
         "run_id": f"{row}-{percent}-{seed}",
         "units": {"hd95": unit, "asd": unit},
-        "data_kind": "synthetic",
-        "dataset": "isles-sim",
-        "scale": "quick",
+        "data_kind": kind,
+        "dataset": dataset,
+        "scale": scale,
         "protocol": {
             "model_selection": "final",
             "model": "student",
             "convention": "honest" if unit == "mm" else "official",
             "test_list": "test.list",
         },
-        "environment": {"git_commit": "abc"},
+        "environment": {"git_commit": "abc", "cpu_count": 2},
         "train": {"seconds": 1.0},
         "eval_seconds": 1.0,
     }
+    empty = empty or [False] * len(dice)
     cases = [
-        {"dice": d, "iou": d / 2, "hd95": h, "asd": 1.0}
-        for d, h in zip(dice, hd95 or [2.0] * len(dice), strict=True)
+        {"dice": d, "iou": d / 2, "hd95": h, "asd": 1.0, "empty_pred": str(e)}
+        for d, h, e in zip(dice, hd95 or [2.0] * len(dice), empty, strict=True)
     ]
     return RunResult(
         spec=spec, run_id=summary["run_id"], run_dir=Path("."), summary=summary, per_case=cases
     )
 
 
-def test_seeds_are_pooled_and_delta_is_ours_minus_paper():
-    runs = [_result("DyCON", 5, 1, [60.0, 70.0]), _result("DyCON", 5, 2, [80.0, 90.0])]
-    rows = report.compare(1, runs)
-    (dycon,) = [r for r in rows if r["row"] == "DyCON"]
+def _dycon(rows):
+    (r,) = [x for x in rows if x["row"] == "DyCON"]
+    return r
+
+
+def test_seeds_are_pooled_and_delta_is_ours_minus_paper_on_real_paper_data():
+    runs = [
+        _result("DyCON", 5, 1, [60.0, 70.0], **REAL),
+        _result("DyCON", 5, 2, [80.0, 90.0], **REAL),
+    ]
+    dycon = _dycon(report.compare(1, runs))
     assert dycon["ours_dice"] == pytest.approx(75.0)  # mean of the four pooled cases
     assert dycon["paper_dice"] == pytest.approx(61.48)
     assert dycon["delta_dice"] == pytest.approx(75.0 - 61.48)
@@ -47,13 +65,46 @@ def test_seeds_are_pooled_and_delta_is_ours_minus_paper():
     assert 60.0 <= low < 75.0 < high <= 90.0
 
 
+@pytest.mark.parametrize(
+    ("data", "compared"),
+    [
+        (REAL, True),
+        ({"kind": "real", "dataset": "isles22", "scale": "cpu"}, True),
+        ({"kind": "real", "dataset": "isles22", "scale": "quick"}, False),  # too short
+        ({"kind": "real", "dataset": "la", "scale": "paper"}, False),  # not Table 1's data
+        ({"kind": "synthetic", "dataset": "isles-sim", "scale": "paper"}, False),
+    ],
+)
+def test_delta_only_on_the_papers_real_data_at_a_scale_that_reaches_it(data, compared):
+    rows = report.compare(1, [_result("DyCON", 5, 1, [60.0], **data)])
+    assert (_dycon(rows)["delta_dice"] is not None) is compared
+    html = report.to_html(1, rows)
+    assert ("Δ (ours − paper)" in html) is compared
+    assert (report.page_kind(1, [_result("DyCON", 5, 1, [60.0], **data)])[0] == "") is compared
+
+
 def test_distance_delta_only_when_units_agree():
-    mm = report.compare(1, [_result("DyCON", 5, 1, [60.0], hd95=[4.0])])
-    vox = report.compare(1, [_result("DyCON", 5, 1, [60.0], unit="voxel", hd95=[4.0])])
-    (a,) = [r for r in mm if r["row"] == "DyCON"]
-    (b,) = [r for r in vox if r["row"] == "DyCON"]
+    a = _dycon(report.compare(1, [_result("DyCON", 5, 1, [60.0], hd95=[4.0], **REAL)]))
+    b = _dycon(
+        report.compare(1, [_result("DyCON", 5, 1, [60.0], unit="voxel", hd95=[4.0], **REAL)])
+    )
     assert a["delta_hd95"] is None and a["ours_hd95"] == pytest.approx(4.0)
     assert b["delta_hd95"] == pytest.approx(4.0 - 17.61)
+
+
+def test_collapsed_run_is_named_and_the_mean_without_it_is_given():
+    runs = [
+        _result("DyCON", 10, 1, [0.0, 0.0], empty=[True, True]),  # collapsed
+        _result("DyCON", 10, 2, [50.0, 70.0]),
+        _result("DyCON", 10, 3, [0.0, 80.0], empty=[True, False]),  # one empty case: not collapsed
+    ]
+    r = _dycon(report.compare(1, runs))
+    assert r["collapsed_runs"] == ["DyCON-10-1"]
+    assert r["ours_dice"] == pytest.approx(200.0 / 6)
+    assert r["kept_dice"] == pytest.approx(50.0)
+    assert "DyCON-10-1" in report.collapse_note([r]) and "1 of 3 runs" in report.collapse_note([r])
+    assert "ours without collapsed" in report.to_html(1, [r])
+    assert report.collapse_note(report.compare(1, runs[1:])) == ""
 
 
 def test_paper_rows_not_run_are_kept_and_marked():
@@ -65,21 +116,66 @@ def test_paper_rows_not_run_are_kept_and_marked():
     assert "not re-run" in report.to_html(1, rows) and "BCP" in report.to_text(1, rows)
 
 
-def test_undefined_distances_are_counted_not_averaged():
-    rows = report.compare(1, [_result("DyCON", 5, 1, [0.0, 50.0], hd95=[float("nan"), 3.0])])
-    (r,) = [x for x in rows if x["row"] == "DyCON"]
-    assert r["ours_hd95"] == pytest.approx(3.0) and r["ours_hd95_undefined"] == 1
+def test_one_table_per_metric_with_the_ci_on_its_own_line():
+    rows = report.compare(1, [_result("DyCON", 5, 1, [60.0, 62.0])])
+    html = report.to_html(1, rows)
+    assert html.count('class="dycon-comparison"') == 4  # Dice, IoU, HD95, ASD
+    assert "61.00<br><small>(" in html
+    assert (
+        report.to_html(5, report.compare(5, [_result("row 5", 10, 1, [1.0], table=5)])).count(
+            'class="dycon-comparison"'
+        )
+        == 3
+    )  # Table 5 prints no IoU
+
+
+def test_frame_is_the_csv_a_reader_loads():
+    rows = report.compare(1, [_result("DyCON", 5, 1, [60.0, 62.0], **REAL)])
+    frame = pd.read_csv(io.StringIO(report.to_frame(1, rows).to_csv(index=False)))
+    dice = frame[(frame["row"] == "DyCON") & (frame["metric"] == "dice")].iloc[0]
+    assert dice["ours"] == pytest.approx(61.0) and dice["paper"] == pytest.approx(61.48)
+    assert dice["delta"] == pytest.approx(61.0 - 61.48) and dice["unit"] == "%"
+    assert set(frame["metric"]) == {"dice", "iou", "hd95", "asd"}
+
+
+@pytest.mark.parametrize(
+    ("switches", "label"),
+    [
+        ({}, "none (MT pipeline)"),
+        ({"fecl_focal": True, "uncl": True}, "FeCL: F⁺F⁻ + UnCL"),
+        ({"fecl_focal": True, "fecl_hard_negatives": True}, "FeCL: F⁺F⁻, HN"),
+        ({"uncl": True}, "UnCL"),
+    ],
+)
+def test_ablation_rows_are_named_by_their_components(switches, label):
+    assert report.ablation_label(switches) == label
 
 
 def test_banner_says_synthetic_scale_protocol_and_seeds():
     text = report.banner([_result("DyCON", 5, 7, [1.0])], notes=["a note"])
     for part in ("SYNTHETIC", "scale: quick", "final checkpoint", "honest", "seeds: 7", "a note"):
         assert part in text
+    assert report.source_line(text).startswith("Data: isles-sim")
 
 
 def test_glue_keys_and_plot_png():
-    rows = report.compare(1, [_result("DyCON", 5, 1, [60.0, 62.0])])
+    runs = [_result("DyCON", 5, 1, [60.0, 62.0])]
+    rows = report.compare(1, runs)
     values = report.glue_values(1, rows)
     assert values["t1_dycon_5_dice_ours"] == "61.00" and values["t1_dycon_5_dice_paper"] == "61.48"
-    data = report.png(report.plot(1, rows))
+    assert values["t1_dycon_5_dice_delta"] == "—"  # synthetic: no difference
+    assert report.page_glue(1, runs)["t1_data"] == "isles-sim (synthetic)"
+    data = report.png(report.plot(1, rows, runs))
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 1000
+
+
+def test_unknown_table_is_an_error():
+    with pytest.raises(ValueError, match="unknown paper table 9"):
+        report.compare(9, [])
+
+
+def test_a_data_note_asking_for_a_label_names_the_data():
+    runs = [_result("DyCON", 10, 1, [40.0], kind="real", dataset="la", scale="quick", table=4)]
+    note = "not the upstream resolution: write 'LA, 2x downsampled' next to every number from it"
+    assert report.page_glue(4, runs, notes=[note])["t4_data"] == "LA, 2x downsampled (real)"
+    assert report.page_glue(4, runs)["t4_data"] == "la (real)"

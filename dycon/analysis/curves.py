@@ -121,7 +121,7 @@ def plot_curves(
     weighted: bool = False,
     smooth: float = 0.0,
     log_y: bool = False,
-    figsize: tuple[float, float] = (11.0, 3.8),
+    figsize: tuple[float, float] = (6.8, 3.6),  # the book column: legible unscaled
 ):
     """Loss terms (left) and validation Dice (right) vs iteration for runs such as DyCON vs MT.
 

@@ -39,7 +39,15 @@ from .lesion_size import (
     plot_lesion_cases,
 )
 from .overlays import overlay_cases, overlay_numbers
-from .record import glue_values, save_figure, to_markdown
+from .record import (
+    committed_record,
+    glue_values,
+    resave,
+    save_figure,
+    to_frame,
+    to_html,
+    to_markdown,
+)
 from .runs import (
     FIGURES,
     PERCENT,
@@ -64,6 +72,7 @@ __all__ = [
     "by_row",
     "check_figure",
     "clean",
+    "committed_record",
     "curve_label",
     "curve_numbers",
     "empty_rows",
@@ -82,9 +91,12 @@ __all__ = [
     "plot_lesion_bins",
     "plot_lesion_cases",
     "png_size",
+    "resave",
     "save_figure",
     "slug",
     "snapshots",
+    "to_frame",
+    "to_html",
     "to_markdown",
     "val_every",
 ]

@@ -112,7 +112,7 @@ def gradcam_numbers(panels: list[dict], steps: Sequence[int], iterations: int) -
     }
 
 
-def plot_gradcam(panels: list[dict], steps: Sequence[int], iterations: int, *, size: float = 2.2):
+def plot_gradcam(panels: list[dict], steps: Sequence[int], iterations: int, *, size: float = 1.55):
     """One row per case: the slice with the lesion contour, then the map at each snapshot."""
     columns = 1 + len(steps)
     fig, axes = new_figure(

@@ -78,8 +78,12 @@ def lesion_numbers(studies: dict[str, LesionStudy], *, bins=BINS, n_boot: int = 
 
 
 def plot_lesion_bins(summaries: dict[str, list[dict]], *, iou_threshold: float = 0.1):
-    """Detection (overlap, IoU) and per-lesion Dice per size bin, one bar per row, 95 % CIs."""
-    fig, axes = new_figure((12.0, 3.8), 1, 3)
+    """Detection (overlap, IoU) and per-lesion Dice per size bin, one bar per row, 95 % CIs.
+
+    Drawn with matplotlib, not seaborn: seaborn's bars compute their own intervals from raw
+    observations, and these are Wilson intervals on counts (and bootstrap ones) computed before.
+    """
+    fig, axes = new_figure((6.8, 7.6), 3, 1)  # one panel per row: legible at the column width
     rows = list(summaries)
     bins = summaries[rows[0]]
     x = np.arange(len(bins))
@@ -89,7 +93,7 @@ def plot_lesion_bins(summaries: dict[str, list[dict]], *, iou_threshold: float =
         "detection_iou": f"detected (IoU ≥ {iou_threshold:g})",
         "dice": "per-lesion Dice",
     }
-    for ax, (key, title) in zip(axes[0], titles.items(), strict=True):
+    for ax, (key, title) in zip(axes[:, 0], titles.items(), strict=True):
         for j, row in enumerate(rows):
             v = np.array([b[VALUE[key]] for b in summaries[row]], dtype=float)
             lo = np.array([b[f"{key}_low"] for b in summaries[row]], dtype=float)
@@ -98,7 +102,7 @@ def plot_lesion_bins(summaries: dict[str, list[dict]], *, iou_threshold: float =
             err = np.nan_to_num([v - lo, hi - v])[:, ok].clip(0)
             pos = x[ok] - 0.4 + width * (j + 0.5)
             ax.bar(pos, v[ok], width, yerr=err, capsize=2, color=f"C{j}", label=row)
-        ax.set_xticks(x, [_bin_label(b) for b in bins], fontsize="small")
+        ax.set_xticks(x, [_bin_label(b) for b in bins])
         ax.set(title=title, ylabel="%", ylim=(0, 105))
         ax.grid(axis="y", alpha=0.3)
     fig.legend(*axes[0][0].get_legend_handles_labels(), loc="outside upper center", ncol=len(rows))
@@ -109,7 +113,7 @@ def plot_lesion_cases(numbers: dict):
     """Per-case Dice vs total lesion volume (each row), and lesions per case (ground truth)."""
     from matplotlib.ticker import MaxNLocator, StrMethodFormatter
 
-    fig, axes = new_figure((11.0, 3.8), 1, 2)
+    fig, axes = new_figure((6.8, 3.6), 1, 2)
     ax, hist = axes[0]
     empty = 0
     for j, (row, cases) in enumerate(numbers["cases"].items()):
@@ -139,7 +143,9 @@ def plot_lesion_cases(numbers: dict):
 def _bin_label(b: dict) -> str:
     if b["bin"] == "all":
         return f"all\nn={b['n_lesions']}"
-    size = f"≥ {b['low_ml']:g}" if math.isinf(b["high_ml"]) else f"{b['low_ml']:g}–{b['high_ml']:g}"
+    # a committed record stores the open upper bound as null (JSON has no infinity)
+    high = math.inf if b["high_ml"] is None else b["high_ml"]
+    size = f"≥ {b['low_ml']:g}" if math.isinf(high) else f"{b['low_ml']:g}–{b['high_ml']:g}"
     return f"{b['bin']}\n{size} mL\nn={b['n_lesions']}"
 
 
