@@ -8,7 +8,8 @@ Each template ``notebooks/lesson_<n>_<topic>.ipynb`` runs with papermill (cwd: t
 root) into a temporary file beside ``<output-dir>/<page>.ipynb``, which replaces the old page
 only when every cell succeeded. With the default parameters the wall-clock of each lesson is
 recorded in ``results/teaching/timings.json`` and ``timings.csv`` (with the machine it ran on);
-a run with ``--set`` overrides is not a timing of the lesson and records nothing.
+a run with ``--set`` overrides is not a timing of the lesson: it records nothing and must
+write elsewhere (``--output-dir``), so that the book's pages are always the defaults' output.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _machine import machine_info  # noqa: E402
+from _machine import machine_info
 
 ROOT = Path(__file__).resolve().parents[1]
 # lesson number -> (template stem, page name in book/teaching)
@@ -35,6 +36,7 @@ LESSONS = {
     4: ("lesson_4_evaluation", "evaluation"),
 }
 TIMINGS = ROOT / "results" / "teaching" / "timings.json"
+HANDOUT_TABLE = ROOT / "book" / "teaching" / "timings.md"
 
 
 def parse_set(assignments: list[str]) -> dict:
@@ -119,9 +121,33 @@ def record(rows: dict[int, dict]) -> None:
     tmp = TIMINGS.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(doc, indent=2) + "\n")
     os.replace(tmp, TIMINGS)
+    write_handout_table(doc)
     csv = TIMINGS.with_suffix(".csv")
     pd.DataFrame(lessons).to_csv(csv.with_suffix(".csv.tmp"), index=False)
     os.replace(csv.with_suffix(".csv.tmp"), csv)
+
+
+def write_handout_table(doc: dict) -> None:
+    """The handout page's table (``book/teaching/timings.md``, included there), from the record."""
+    machine = doc["machine"]
+    lines = [
+        "| lesson | page | minutes | data |",
+        "|---|---|---|---|",
+        *(
+            f"| {r['lesson']} | [{r['page'].rsplit('/', 1)[1]}]({r['page'].rsplit('/', 1)[1]}) "
+            f"| {r['seconds'] / 60:.1f} | {r['data']} |"
+            for r in doc["lessons"]
+        ),
+        "",
+        f"Machine: {machine['cpu_count']} CPU cores ({machine['processor'] or machine['machine']}),"
+        f" torch {machine['torch']}, {machine['torch_threads']} threads; 1-minute load average at"
+        f" the start: {machine.get('load_average_at_start', 'n/a')}.",
+        "",
+    ]
+    path = HANDOUT_TABLE
+    tmp = path.with_suffix(".md.tmp")
+    tmp.write_text("\n".join(lines))
+    os.replace(tmp, path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,17 +163,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     output_dir = (ROOT / args.output_dir).resolve()
+    if parameters and output_dir == (ROOT / "book" / "teaching").resolve():
+        print(
+            "error: the pages in book/teaching are executed at the lessons' defaults; "
+            "give --output-dir for a run with --set",
+            file=sys.stderr,
+        )
+        return 2
     rows = {}
     for number in args.lesson or sorted(LESSONS):
         try:
-            seconds = run_lesson(number, parameters=parameters, output_dir=output_dir,
-                                 progress=False)
+            seconds = run_lesson(
+                number, parameters=parameters, output_dir=output_dir, progress=False
+            )
         except RuntimeError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
         page = output_dir / f"{LESSONS[number][1]}.ipynb"
-        print(f"lesson {number}: {page.relative_to(ROOT) if page.is_relative_to(ROOT) else page}"
-              f" in {seconds:.0f} s")
+        print(
+            f"lesson {number}: {page.relative_to(ROOT) if page.is_relative_to(ROOT) else page}"
+            f" in {seconds:.0f} s"
+        )
         rows[number] = {
             "lesson": number,
             "page": f"book/teaching/{LESSONS[number][1]}",
