@@ -18,6 +18,7 @@ import argparse
 import ast
 import json
 import os
+import resource
 import sys
 import time
 from pathlib import Path
@@ -105,16 +106,17 @@ def data_of(page: Path) -> str:
     return "unknown"
 
 
-def record(rows: dict[int, dict]) -> None:
+def record(rows: dict[int, dict], machine: dict) -> None:
     """Merge ``rows`` into the timings record (JSON + CSV beside it), each written atomically."""
     old = json.loads(TIMINGS.read_text()) if TIMINGS.is_file() else {"lessons": []}
     kept = [r for r in old["lessons"] if r["lesson"] not in rows]
     lessons = sorted(kept + list(rows.values()), key=lambda r: r["lesson"])
     doc = {
-        "what": "wall-clock of each lesson notebook at its default parameters (papermill, "
-        "kernel start included)",
+        "what": "wall-clock (seconds) of each lesson notebook at its default parameters "
+        "(papermill, kernel start included) and the CPU time its kernel used (cpu_seconds, user + "
+        "system): on a shared machine the wall-clock grows with the load, the CPU time does not",
         "command": "python bench/lessons.py",
-        "machine": machine_info("torch", "numpy", torch_threads=2),
+        "machine": machine,
         "lessons": lessons,
     }
     TIMINGS.parent.mkdir(parents=True, exist_ok=True)
@@ -131,17 +133,18 @@ def write_handout_table(doc: dict) -> None:
     """The handout page's table (``book/teaching/timings.md``, included there), from the record."""
     machine = doc["machine"]
     lines = [
-        "| lesson | page | minutes | data |",
-        "|---|---|---|---|",
+        "| lesson | page | wall-clock (min) | CPU time (min) | load average at start | data |",
+        "|---|---|---|---|---|---|",
         *(
-            f"| {r['lesson']} | [{r['page'].rsplit('/', 1)[1]}]({r['page'].rsplit('/', 1)[1]}) "
-            f"| {r['seconds'] / 60:.1f} | {r['data']} |"
+            f"| {r['lesson']} | {{doc}}`{r['page'].rsplit('/', 1)[1]}` "
+            f"| {r['seconds'] / 60:.1f} | {r['cpu_seconds'] / 60:.1f} "
+            f"| {r['load_average_at_start']} | {r['data']} |"
             for r in doc["lessons"]
         ),
         "",
         f"Machine: {machine['cpu_count']} CPU cores ({machine['processor'] or machine['machine']}),"
-        f" torch {machine['torch']}, {machine['torch_threads']} threads; 1-minute load average at"
-        f" the start: {machine.get('load_average_at_start', 'n/a')}.",
+        f" Python {machine['python']}, torch {machine['torch']} with"
+        f" {machine['torch_threads']} threads.",
         "",
     ]
     path = HANDOUT_TABLE
@@ -170,8 +173,11 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    machine = machine_info("torch", "numpy", torch_threads=2)
     rows = {}
     for number in args.lesson or sorted(LESSONS):
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         try:
             seconds = run_lesson(
                 number, parameters=parameters, output_dir=output_dir, progress=False
@@ -179,19 +185,21 @@ def main(argv: list[str] | None = None) -> int:
         except RuntimeError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the finished kernel's CPU time
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         page = output_dir / f"{LESSONS[number][1]}.ipynb"
-        print(
-            f"lesson {number}: {page.relative_to(ROOT) if page.is_relative_to(ROOT) else page}"
-            f" in {seconds:.0f} s"
-        )
+        shown = page.relative_to(ROOT) if page.is_relative_to(ROOT) else page
+        print(f"lesson {number}: {shown} in {seconds:.0f} s ({cpu:.0f} CPU s)")
         rows[number] = {
             "lesson": number,
             "page": f"book/teaching/{LESSONS[number][1]}",
             "seconds": round(seconds, 1),
+            "cpu_seconds": round(cpu, 1),
+            "load_average_at_start": None if load is None else round(load, 2),
             "data": data_of(page),
         }
     if rows and not parameters and not args.no_timings:
-        record(rows)
+        record(rows, machine)
     return 0
 
 
