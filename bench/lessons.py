@@ -129,16 +129,27 @@ def record(rows: dict[int, dict], machine: dict) -> None:
     os.replace(csv.with_suffix(".csv.tmp"), csv)
 
 
+def _short(data: str) -> str:
+    """'real data: LA (2018 ...), 2x downsampled' -> 'real: LA, 2x downsampled'."""
+    kind, _, rest = data.partition(" data: ")
+    name = rest.split(" (")[0]
+    return f"{kind}: {name}" + (", 2x downsampled" if "2x downsampled" in rest else "")
+
+
+def _one_decimal(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f}"
+
+
 def write_handout_table(doc: dict) -> None:
     """The handout page's table (``book/teaching/timings.md``, included there), from the record."""
     machine = doc["machine"]
     lines = [
-        "| lesson | page | wall-clock (min) | CPU time (min) | load average at start | data |",
+        "| lesson | page | wall-clock (min) | CPU time (min) | load at start | data |",
         "|---|---|---|---|---|---|",
         *(
             f"| {r['lesson']} | {{doc}}`{r['page'].rsplit('/', 1)[1]}` "
             f"| {r['seconds'] / 60:.1f} | {r['cpu_seconds'] / 60:.1f} "
-            f"| {r['load_average_at_start']} | {r['data']} |"
+            f"| {_one_decimal(r['load_average_at_start'])} | {_short(r['data'])} |"
             for r in doc["lessons"]
         ),
         "",
