@@ -19,6 +19,7 @@ import ast
 import json
 import os
 import resource
+import signal
 import sys
 import time
 from pathlib import Path
@@ -171,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output-dir", default="book/teaching")
     parser.add_argument("--no-timings", action="store_true", help="do not record timings")
     args = parser.parse_args(argv)
+    # a killed run (SIGTERM) unwinds like Ctrl-C, so that no temporary page is left behind
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         parameters = parse_set(args.set)
     except ValueError as err:
