@@ -172,8 +172,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output-dir", default="book/teaching")
     parser.add_argument("--no-timings", action="store_true", help="do not record timings")
     args = parser.parse_args(argv)
-    # a killed run (SIGTERM) unwinds like Ctrl-C, so that no temporary page is left behind
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         parameters = parse_set(args.set)
     except ValueError as err:
@@ -187,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    # a killed run (SIGTERM) unwinds like Ctrl-C, so that no temporary page is left behind
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     machine = machine_info("torch", "numpy", torch_threads=2)
     rows = {}
     for number in args.lesson or sorted(LESSONS):

@@ -98,3 +98,9 @@ def test_timings_record_matches_the_pages():
         assert meta["seconds"] == row["seconds"] > 0
     csv = (ROOT / "results" / "teaching" / "timings.csv").read_text().splitlines()
     assert csv[0].startswith("lesson,page,seconds") and len(csv) == 5
+
+
+def test_overrides_never_replace_the_book_pages(lessons, capsys):
+    assert lessons.main(["--lesson", "1", "--set", "iterations=2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--output-dir" in err[0]
