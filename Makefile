@@ -71,8 +71,9 @@ reproduce:
 
 # make lessons [LESSON=1|2|3|4]: execute the teaching notebooks (notebooks/lesson_*.ipynb) at their
 # default parameters into book/teaching/ and record their wall-clock in results/teaching/.
-lessons: setup
-	$(if $(LESSON),$(if $(filter-out 1 2 3 4,$(LESSON)),$(error LESSON=$(LESSON) is not a lesson; valid: LESSON=1 to 4, e.g. make lessons LESSON=2)))
+lessons:
+	$(if $(LESSON),$(if $(filter-out 1 2 3 4,$(LESSON))$(filter-out 1,$(words $(LESSON))),$(error LESSON=$(LESSON) is not a lesson; valid: LESSON=1 to 4, e.g. make lessons LESSON=2)))
+	@$(MAKE) --no-print-directory setup
 	$(PY) bench/lessons.py $(if $(LESSON),--lesson $(LESSON))
 
 clean-venv:

@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,15 @@ def test_overrides_never_replace_the_book_pages(lessons, capsys):
     assert lessons.main(["--lesson", "1", "--set", "iterations=2"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--output-dir" in err[0]
+
+
+def test_make_lessons_unknown_lesson_fails_with_one_line():
+    proc = subprocess.run(
+        ["make", "--no-print-directory", "lessons", "LESSON=9"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "LESSON=9" in lines[0] and "LESSON=1 to 4" in lines[0]
