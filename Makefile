@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test lint bench book reproduce clean-venv
+.PHONY: setup test lint bench book reproduce lessons clean-venv
 
 setup: $(STAMP)
 
@@ -68,6 +68,13 @@ reproduce:
 	$(PY) -m dycon reproduce $(if $(FIG),--fig $(FIG),--table $(TABLE)) --scale $(SCALE) \
 		--device $(DEVICE) $(if $(DATASET),--dataset $(DATASET)) $(if $(SEEDS),--seeds $(SEEDS)) \
 		$(if $(PERCENTS),--percents $(PERCENTS))
+
+# make lessons [LESSON=1|2|3|4]: execute the teaching notebooks (notebooks/lesson_*.ipynb) at their
+# default parameters into book/teaching/ and record their wall-clock in results/teaching/.
+lessons:
+	$(if $(LESSON),$(if $(filter-out 1 2 3 4,$(LESSON))$(filter-out 1,$(words $(LESSON))),$(error LESSON=$(LESSON) is not a lesson; valid: LESSON=1 to 4, e.g. make lessons LESSON=2)))
+	@$(MAKE) --no-print-directory setup
+	$(PY) bench/lessons.py $(if $(LESSON),--lesson $(LESSON))
 
 clean-venv:
 	rm -rf $(VENV)
