@@ -175,9 +175,10 @@ def _count_fecl(tokens: int, dim: int, options: tuple) -> int:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from dycon.losses import fecl_loss
+    from dycon.losses import fecl_loss, fecl_options
 
-    opts = dict(options)
+    allowed = fecl_options(dict(options)["variant"])  # the chosen variant's own options
+    opts = {k: v for k, v in options if k == "variant" or k in allowed}
     hard, entropy = opts.pop("hard_negatives"), opts.pop("entropy_weighting")
     gen = torch.Generator().manual_seed(0)
     # One sample on the CPU (the streaming loss has no meta path): contrast stays within a
