@@ -103,17 +103,9 @@ def fecl_paper_loss(
     check_choice("hard_negative_form", hard_negative_form, ("per_negative", "once"))
     if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
         raise ValueError(f"top_k must be an integer >= 1, got {top_k!r}")
+    tokens = (student_tokens, token_labels, teacher_tokens, entropy)
     x = _inputs(
-        student_tokens,
-        token_labels,
-        teacher_tokens=teacher_tokens,
-        entropy=entropy,
-        hard_negatives=hard_negatives,
-        entropy_weighting=entropy_weighting,
-        temperature=temperature,
-        gamma=gamma,
-        block_size=block_size,
-        implementation=implementation,
+        *tokens, hard_negatives, entropy_weighting, temperature, gamma, block_size, implementation
     )
     with torch.autocast(device_type=x.z.device.type, enabled=False):  # float32: see Returns
         z = F.normalize(x.z, dim=-1)  # (B, N, D)
@@ -186,17 +178,9 @@ def fecl_reference_loss(
     check_positive("cross_weight", cross_weight, allow_zero=True)
     if not 0.0 <= float(progress) <= 1.0:
         raise ValueError(f"progress must lie in [0, 1], got {progress!r}")
+    tokens = (student_tokens, token_labels, teacher_tokens, entropy)
     x = _inputs(
-        student_tokens,
-        token_labels,
-        teacher_tokens=teacher_tokens,
-        entropy=entropy,
-        hard_negatives=hard_negatives,
-        entropy_weighting=entropy_weighting,
-        temperature=temperature,
-        gamma=gamma,
-        block_size=block_size,
-        implementation=implementation,
+        *tokens, hard_negatives, entropy_weighting, temperature, gamma, block_size, implementation
     )
     with torch.autocast(device_type=x.z.device.type, enabled=False):  # float32: see Returns
         z = F.normalize(x.z, dim=-1)  # (B, N, D)
@@ -257,7 +241,6 @@ class _Inputs:
 def _inputs(
     student_tokens,
     token_labels,
-    *,
     teacher_tokens,
     entropy,
     hard_negatives,
