@@ -3,13 +3,17 @@
     python bench/losses.py                 # all cases on CPU -> results/bench/losses-cpu.json
     python bench/losses.py --device cuda   # the same on a GPU
     python bench/losses.py --only fecl     # a subset (substring match on the case name)
+    python bench/losses.py --only ratios --out results/bench/losses-ratios-cpu.json
+                                           # only the one-process ratios (below)
 
 Cases: FeCL streaming against dense (paper and reference variants) at the BraTS token count
 (4, 1728, 256), the Pancreas one (4, 2352, 256) and feature_scaler 4 (4, 13824, 256), where the
 dense form would need ~3 GB per (B, N, N) tensor and is not run; the floor of any exact FeCL, the
 two batched products student-student and student-teacher forward and backward, in the same run;
-UnCL at (8, 2, 96, 96, 96). Memory is the peak above the process's footprint right after
-`import torch` (CPU: resident set size; CUDA: peak allocated).
+UnCL at (8, 2, 96, 96, 96). ``ratios-N<n>``: floor, paper and reference streaming timed
+interleaved in one process, so that a loaded machine slows all three alike; their ratios to the
+floor compare the two forms where absolute seconds cannot. Memory is the peak above the
+process's footprint right after `import torch` (CPU: resident set size; CUDA: peak allocated).
 
 Each case runs twice in fresh processes. The timing run uses the default allocator. On CPU the
 memory run (one step) fixes glibc's mmap threshold (MALLOC_MMAP_THRESHOLD_): by default glibc raises
