@@ -108,7 +108,7 @@ _FECL: dict[tuple, int] = {}  # (tokens, dim, options) -> FLOPs of one sample
 
 def _model_counts(cfg, patch: tuple[int, int, int]) -> dict:
     from dycon.config import to_dict
-    from dycon.engine.trainer import build_model
+    from dycon.models import build_model
 
     key = (json.dumps(to_dict(cfg.model), sort_keys=True), patch)
     if key not in _MODELS:
@@ -122,7 +122,7 @@ def _count_model(build_model, cfg, patch) -> dict:
 
     def count(device: str) -> dict:
         with torch.device(device):
-            model = build_model(cfg)
+            model = build_model(cfg.model)
         model.train()
         x = torch.zeros(1, cfg.model.in_channels, *patch, device=device)
         with FlopCounterMode(display=False) as fc:
@@ -175,9 +175,10 @@ def _count_fecl(tokens: int, dim: int, options: tuple) -> int:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from dycon.losses import fecl_loss
+    from dycon.losses import fecl_loss, fecl_options
 
-    opts = dict(options)
+    allowed = fecl_options(dict(options)["variant"])  # the chosen variant's own options
+    opts = {k: v for k, v in options if k == "variant" or k in allowed}
     hard, entropy = opts.pop("hard_negatives"), opts.pop("entropy_weighting")
     gen = torch.Generator().manual_seed(0)
     # One sample on the CPU (the streaming loss has no meta path): contrast stays within a

@@ -8,7 +8,14 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-from dycon.losses import downsample_labels, fecl_loss, fecl_token_labels
+from dycon.losses import (
+    downsample_labels,
+    fecl_loss,
+    fecl_options,
+    fecl_paper_loss,
+    fecl_reference_loss,
+    fecl_token_labels,
+)
 
 E = math.e
 
@@ -319,3 +326,47 @@ def test_bad_input(call, message):
     z, t, y, _ = _random_inputs(b=2, n=10)
     with pytest.raises(ValueError, match=message):
         call(z.detach(), y, t)
+
+
+@pytest.mark.parametrize(
+    ("variant", "option", "value"),
+    [
+        ("reference", "top_k", 4),
+        ("reference", "similarity_form", "clamped"),
+        ("reference", "hard_negative_form", "once"),
+        ("reference", "detach_weights", False),
+        ("paper", "progress", 0.5),
+        ("paper", "cross_weight", 0.5),
+    ],
+)
+def test_an_option_of_the_other_variant_is_an_error(variant, option, value):
+    z, _, y, _ = _random_inputs(b=1, n=6)
+    with pytest.raises(ValueError, match=rf"^{option}: not an option of FeCL variant='{variant}'"):
+        fecl_loss(z, y, variant=variant, **{option: value})
+
+
+def test_each_variant_function_takes_only_its_own_options():
+    assert fecl_options("paper") - fecl_options("reference") == {
+        "top_k",
+        "similarity_form",
+        "hard_negative_form",
+        "detach_weights",
+    }
+    assert fecl_options("reference") - fecl_options("paper") == {"progress", "cross_weight"}
+    z, _, y, _ = _random_inputs(b=1, n=6)
+    with pytest.raises(TypeError, match="top_k"):
+        fecl_reference_loss(z, y, top_k=4)
+
+
+@pytest.mark.parametrize(
+    ("function", "variant", "kwargs"),
+    [
+        (fecl_paper_loss, "paper", {"top_k": 3, "similarity_form": "clamped"}),
+        (fecl_reference_loss, "reference", {"progress": 0.3, "cross_weight": 0.5}),
+    ],
+)
+def test_the_dispatch_calls_the_variant_function(function, variant, kwargs):
+    z, t, y, h = _random_inputs(b=2, n=20)
+    direct = function(z, y, teacher_tokens=t, entropy=h, **kwargs)
+    dispatched = fecl_loss(z, y, variant=variant, teacher_tokens=t, entropy=h, **kwargs)
+    assert torch.equal(direct, dispatched)

@@ -11,8 +11,6 @@ import yaml
 from ..config import ConfigError, apply_overrides, from_dict, read_yaml_mapping
 from .schema import ExperimentConfig, normalise
 
-KINDS = ("datasets", "methods", "scales")
-
 
 def available(kind: str) -> list[str]:
     folder = resources.files("dycon") / "configs" / kind

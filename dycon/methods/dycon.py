@@ -17,7 +17,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..data.transforms import add_teacher_noise
-from ..losses import beta_schedule, dice_ce_loss, fecl_loss, fecl_token_labels, uncl_loss
+from ..losses import (
+    beta_schedule,
+    dice_ce_loss,
+    fecl_loss,
+    fecl_options,
+    fecl_token_labels,
+    uncl_loss,
+)
 from .base import (
     Batch,
     LossTerms,
@@ -129,20 +136,24 @@ class DyCON(Method):
             voxel_entropy = -(p * torch.log(p.clamp_min(1e-12))).sum(1, keepdim=True)  # (B,1,*S)
             entropy = F.adaptive_avg_pool3d(voxel_entropy, grid).flatten(1)  # (B, N) token mean
         progress = min(state.step / max(cfg.fecl_rampup * state.total_steps, 1.0), 1.0)
+        options = {  # every FeCL field of the config; the chosen variant takes its own
+            "temperature": cfg.temperature,
+            "gamma": cfg.gamma,
+            "progress": progress,
+            "top_k": cfg.top_k,
+            "focal": cfg.focal,
+            "hard_negatives": cfg.hard_negatives,
+            "entropy_weighting": cfg.entropy_weighting,
+            "similarity_form": cfg.similarity_form,
+            "hard_negative_form": cfg.hard_negative_form,
+            "detach_weights": cfg.detach_weights,
+        }
+        allowed = fecl_options(cfg.fecl_variant)
         return fecl_loss(
             tokens[rows],
             labels[rows],
+            variant=cfg.fecl_variant,
             teacher_tokens=None if teacher_tokens is None else teacher_tokens[rows],
             entropy=None if entropy is None else entropy[rows],
-            variant=cfg.fecl_variant,
-            temperature=cfg.temperature,
-            gamma=cfg.gamma,
-            progress=progress,
-            top_k=cfg.top_k,
-            focal=cfg.focal,
-            hard_negatives=cfg.hard_negatives,
-            entropy_weighting=cfg.entropy_weighting,
-            similarity_form=cfg.similarity_form,
-            hard_negative_form=cfg.hard_negative_form,
-            detach_weights=cfg.detach_weights,
+            **{k: v for k, v in options.items() if k in allowed},
         )
