@@ -7,7 +7,7 @@ the functions raise ``ValueError`` where medpy raises (a distance to an empty ma
 diagonal penalty) or ``convention="official"`` (the DyCON code: voxel units, empty -> 0).
 """
 
-from .aggregate import MeanCI, mean_ci
+from .aggregate import MeanCI, PairedCI, mean_ci, paired_bootstrap
 from .case import CONVENTIONS, case_metrics, image_diagonal
 from .lesions import LesionTable, lesion_table
 from .overlap import dice, iou
@@ -17,6 +17,7 @@ __all__ = [
     "CONVENTIONS",
     "LesionTable",
     "MeanCI",
+    "PairedCI",
     "asd",
     "case_metrics",
     "dice",
@@ -25,5 +26,6 @@ __all__ = [
     "iou",
     "lesion_table",
     "mean_ci",
+    "paired_bootstrap",
     "surface_distances",
 ]
