@@ -19,7 +19,9 @@ either side collapsed, and name them. Seconds are those each run recorded (train
 on a shared machine whose load the record states at the start.
 
 Writes results/bench/cpu_scale-cpu.json, cpu_scale-cpu.csv (one row per run) and
-cpu_scale-cpu-paired.csv (one row per paired difference).
+cpu_scale-cpu-paired.csv (one row per paired difference), and keeps each finished run's small
+files (summary, per-case table, config, log; no checkpoint) in results/bench/cpu_scale-runs/, from
+which a fresh checkout's runs folder is refilled, so a clone resumes without the run folders.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import argparse
 import io
 import json
 import math
+import shutil
 import statistics
 import sys
 import time
@@ -42,6 +45,7 @@ TABLE = 4
 SUPERVISED = "Supervised (labeled only)"
 BASELINES = (SUPERVISED, "UA-MT")
 COLLAPSE_SHARE = 0.5  # empty predictions on at least this share of test cases
+KEPT_FILES = ("summary.json", "per_case.csv", "config.yaml", "log.jsonl")
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -175,6 +179,27 @@ def paired(runs: list[dict], margins: dict, smallest: float) -> list[dict]:
     return out
 
 
+def keep_run(run_dir: Path, kept: Path) -> None:
+    """Copy a finished run's small files to ``kept/<run-id>/`` (each file atomically)."""
+    from dycon.data._io import atomic_path
+
+    for name in KEPT_FILES:
+        if (run_dir / name).is_file():
+            with atomic_path(kept / run_dir.name / name) as tmp:
+                shutil.copyfile(run_dir / name, tmp)
+
+
+def restore_runs(kept: Path, runs_dir: Path) -> int:
+    """Refill ``runs_dir`` with the kept runs it lacks (a finished run is then reused)."""
+    restored = 0
+    for folder in sorted(kept.glob("*/summary.json")):
+        target = runs_dir / folder.parent.name
+        if not (target / "summary.json").is_file() and not target.exists():
+            shutil.copytree(folder.parent, target)
+            restored += 1
+    return restored
+
+
 def write_outputs(report: dict, out: Path) -> None:
     from dycon.data._io import write_text_atomic
 
@@ -249,11 +274,14 @@ def main(argv: list[str] | None = None) -> int:
         "collapse_rule": f"empty prediction on >= {COLLAPSE_SHARE:.0%} of test cases",
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    runs_dir = ROOT / args.runs_dir
+    kept = out.with_name("cpu_scale-runs")
+    if restore_runs(kept, runs_dir):
+        print(f"refilled {runs_dir} from {kept}", flush=True)
     runs: list[dict] = []
     for i, spec in enumerate(specs, start=1):
-        (result,) = ensure(
-            [spec], runs_dir=ROOT / args.runs_dir, root=args.data_root, progress=False
-        )
+        (result,) = ensure([spec], runs_dir=runs_dir, root=args.data_root, progress=False)
+        keep_run(result.run_dir, kept)
         runs.append(run_record(result))
         r = runs[-1]
         print(

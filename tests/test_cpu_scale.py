@@ -126,3 +126,19 @@ def test_paper_margins_of_table_4():
     margins = _bench().paper_margins()
     assert margins[(10, "DyCON (VNet)", "UA-MT")] == pytest.approx(91.58 - 90.16)
     assert min(margins.values()) == pytest.approx(1.42)
+
+
+def test_kept_runs_refill_a_fresh_runs_folder(tmp_path):
+    bench = _bench()
+    run = tmp_path / "runs" / "la-dycon-cpu-s1-abc"
+    (run / "checkpoints").mkdir(parents=True)
+    for name in bench.KEPT_FILES:
+        (run / name).write_text(name)
+    (run / "checkpoints" / "last.pt").write_text("big")
+    kept = tmp_path / "kept"
+    bench.keep_run(run, kept)
+    assert sorted(p.name for p in (kept / run.name).iterdir()) == sorted(bench.KEPT_FILES)
+    fresh = tmp_path / "fresh"
+    assert bench.restore_runs(kept, fresh) == 1
+    assert (fresh / run.name / "summary.json").read_text() == "summary.json"
+    assert bench.restore_runs(kept, fresh) == 0  # present runs are left alone
