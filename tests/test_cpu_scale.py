@@ -36,7 +36,7 @@ def _bench():
 )
 def test_every_unsupervised_weight_ramps_alike_at_the_cpu_scale(method, field, expected):
     cfg = compose(dataset="la", method=method, scale="cpu")
-    assert (cfg.scale, cfg.train.iterations, cfg.data.patch) == ("cpu", 600, (48, 32, 16))
+    assert (cfg.scale, cfg.train.iterations, cfg.data.patch) == ("cpu", 2000, (48, 32, 16))
     if field:
         assert cfg.method[field] == expected
     assert "eta_rampup" not in cfg.method or method == "dycon"
