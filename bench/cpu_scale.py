@@ -229,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from dycon.config import ConfigError
     from dycon.data.volume import DataError
+    from dycon.engine.trainer import TrainingError
     from dycon.experiments import data_notes, ensure, table_runs
 
     try:
@@ -279,8 +280,18 @@ def main(argv: list[str] | None = None) -> int:
     if restore_runs(kept, runs_dir):
         print(f"refilled {runs_dir} from {kept}", flush=True)
     runs: list[dict] = []
+    failed: list[dict] = []  # a run that cannot train (TrainingError) is named, the rest go on
     for i, spec in enumerate(specs, start=1):
-        (result,) = ensure([spec], runs_dir=runs_dir, root=args.data_root, progress=False)
+        try:
+            (result,) = ensure([spec], runs_dir=runs_dir, root=args.data_root, progress=False)
+        except TrainingError as err:
+            failed.append(
+                {"row": spec.row, "percent": spec.percent, "seed": spec.seed, "error": str(err)}
+            )
+            print(f"[{i}/{len(specs)}] {spec.row} {spec.percent} % seed {spec.seed}: FAILED {err}")
+            report["failed_runs"] = failed
+            write_outputs({**report, "runs": runs, "paired": report.get("paired", [])}, out)
+            continue
         keep_run(result.run_dir, kept)
         runs.append(run_record(result))
         r = runs[-1]
