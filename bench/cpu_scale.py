@@ -16,7 +16,8 @@ session that ends mid-way keeps what finished; the next call resumes.
 A run is flagged ``collapsed`` when its prediction is empty on at least half of the test cases
 (Eq. 5's failure mode with a constant eta); paired differences leave out the seeds on which
 either side collapsed, and name them. Seconds are those each run recorded (train + evaluate),
-on a shared machine whose load the record states at the start.
+on a shared machine whose load the record states at the start, with the torch thread count:
+training repeats bit for bit only at the same count (the default: one per core).
 
 Writes results/bench/cpu_scale-cpu.json, cpu_scale-cpu.csv (one row per run) and
 cpu_scale-cpu-paired.csv (one row per paired difference), and keeps each finished run's small
@@ -229,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from dycon.config import ConfigError
     from dycon.data.volume import DataError
+    import torch
+
     from dycon.engine.trainer import TrainingError
     from dycon.experiments import data_notes, ensure, table_runs
 
@@ -266,7 +269,11 @@ def main(argv: list[str] | None = None) -> int:
         "data": "LA (real), 4x downsampled (2.5 mm); 80 train / 20 test; " + "; ".join(notes),
         "protocol": "final checkpoint, student network, honest metrics, test list test.list",
         "command": "python bench/cpu_scale.py " + " ".join(sys.argv[1:] if argv is None else argv),
-        "machine": machine_info("torch", "numpy", device="auto (cpu here)"),
+        # CPU training repeats bit for bit only at the same thread count: 1 and 2 threads give
+        # different losses from step 20 on (same config, seed 1337), so the count is recorded.
+        "machine": machine_info(
+            "torch", "numpy", device="auto (cpu here)", torch_threads=torch.get_num_threads()
+        ),
         "seeds": args.seeds,
         "percents": percents,
         "planned_runs": len(specs),
