@@ -228,10 +228,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs-dir", default="results/runs")
     parser.add_argument("--out", default="results/bench/cpu_scale-cpu.json")
     args = parser.parse_args(argv)
-    from dycon.config import ConfigError
-    from dycon.data.volume import DataError
     import torch
 
+    from dycon.config import ConfigError
+    from dycon.data.volume import DataError
     from dycon.engine.trainer import TrainingError
     from dycon.experiments import data_notes, ensure, table_runs
 
