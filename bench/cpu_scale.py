@@ -270,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         "protocol": "final checkpoint, student network, honest metrics, test list test.list",
         "command": "python bench/cpu_scale.py " + " ".join(sys.argv[1:] if argv is None else argv),
         # CPU training repeats bit for bit only at the same thread count: 1 and 2 threads give
-        # different losses from step 20 on (same config, seed 1337), so the count is recorded.
+        # different losses from step 20 on (LA 4x, supervised V-Net, seed 1337), so it is recorded.
         "machine": machine_info(
             "torch", "numpy", device="auto (cpu here)", torch_threads=torch.get_num_threads()
         ),
