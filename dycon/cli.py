@@ -60,6 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="a prepare option, e.g. --option verify=false "
         "(YAML value; the options of each dataset are listed in book/data.md)",
     )
+    prep.add_argument(
+        "--downsample",
+        type=int,
+        metavar="F",
+        help="la only: shrink every axis F-fold (2, 4 or 8; block mean / majority), "
+        "as --option downsample=F",
+    )
     for name, help_text in (
         ("train", "train a configuration (resumes if interrupted)"),
         ("evaluate", "evaluate a trained configuration on its test list"),
@@ -149,6 +156,8 @@ def _data(args) -> int:
         return 0
     dest = Path(args.dest) if args.dest else data_root(must_exist=False) / args.dataset
     options = dict(parse_assignment(item, what="--option") for item in args.options)
+    if args.downsample is not None:
+        options["downsample"] = args.downsample
     path = prepare(args.dataset, raw=args.raw, dest=dest, **options)
     print(f"prepared {args.dataset} in {path}")
     return 0

@@ -140,7 +140,7 @@ def _config(**extra):
 
 
 def _state(run_dir):
-    state = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=False)
+    state = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
     return state["nets"], state["optimizers"]
 
 
@@ -187,7 +187,7 @@ def test_kill_and_resume_across_the_stage_boundary(tmp_path, die_at, resumes_fro
     PeerTeaching.die_at = die_at
     with pytest.raises(KeyboardInterrupt):
         train(cfg, data=_data(), run_dir=tmp_path / "killed", progress=False)
-    killed = torch.load(tmp_path / "killed" / "checkpoints" / "last.pt", weights_only=False)
+    killed = torch.load(tmp_path / "killed" / "checkpoints" / "last.pt", weights_only=True)
     assert killed["step"] == resumes_from
     PeerTeaching.die_at = None
     train(cfg, data=_data(), run_dir=tmp_path / "killed", progress=False)

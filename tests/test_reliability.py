@@ -26,7 +26,7 @@ from dycon.data.volume import Volume
 from dycon.engine.checkpoint import save_checkpoint
 from dycon.engine.presets import compose
 from dycon.engine.runs import DATA_STAMP, run_id
-from dycon.engine.trainer import build_model
+from dycon.models import build_model
 
 TRAIN = [f"case{i:02d}" for i in range(4)]  # the first 2 labeled (data.num_labeled=2)
 TEST = ["case90", "case91"]
@@ -287,7 +287,7 @@ def test_a_checkpoint_carrying_a_callable_is_refused_and_runs_nothing(capsys, tm
 
 
 def _real_checkpoint(runs: Path, cfg_of_file, cfg_of_run, nets: tuple[str, ...]) -> Path:
-    model = build_model(cfg_of_file)
+    model = build_model(cfg_of_file.model)
     path = runs / run_id(cfg_of_run) / "checkpoints" / "last.pt"
     save_checkpoint(
         path,

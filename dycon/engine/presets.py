@@ -1,5 +1,10 @@
 """Compose an experiment from presets: dataset < method < scale < the dataset's own settings for
-that scale < config file < --set overrides."""
+that scale < config file < --set overrides.
+
+A scale (or a dataset's settings for it) may hold ``methods: {<method>: {...}}``: settings of one
+method's ``method:`` block at that scale only (e.g. the cpu scale's ramp of DyCON's eta, the
+ramp MT and UA-MT already have), so a scale can align what all methods do without a new field.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from ..config import ConfigError, apply_overrides, from_dict, read_yaml_mapping
+from ..methods import METHODS
 from .schema import ExperimentConfig, normalise
 
 
@@ -37,6 +43,25 @@ def merge(base: dict, update: dict) -> dict:
     return out
 
 
+def _scale_method_settings(data: dict, method_name: str) -> dict:
+    """``{"method": {...}}`` from a scale's ``methods:`` block for ``method_name`` (removed)."""
+    per_method = data.pop("methods", None) or {}
+    if not isinstance(per_method, dict) or not all(
+        isinstance(v, dict) for v in per_method.values()
+    ):
+        raise ConfigError(
+            f"scale {data.get('scale')!r}: methods must map a method name to its settings, "
+            f"got {per_method!r}"
+        )
+    unknown = sorted(set(per_method) - set(METHODS))
+    if unknown:
+        raise ConfigError(
+            f"scale {data.get('scale')!r}: methods.{unknown[0]} is not a method; known: "
+            f"{', '.join(METHODS)}"
+        )
+    return {"method": per_method[method_name]} if method_name in per_method else {}
+
+
 def compose(
     *,
     dataset: str,
@@ -56,8 +81,10 @@ def compose(
             f"datasets/{dataset}.yaml: scales.{scale} must be a mapping of settings, "
             f"got {at_scale!r}"
         )
-    for layer in (dataset_preset, preset("methods", method), preset("scales", scale), at_scale):
+    method_preset = preset("methods", method)
+    for layer in (dataset_preset, method_preset, preset("scales", scale), at_scale):
         data = merge(data, layer)
+    data = merge(data, _scale_method_settings(data, method_preset.get("method_name", method)))
     if config_file is not None:
         data = merge(data, read_yaml_mapping(config_file))
     # Ranges are checked once, on the final configuration: a preset value that an override

@@ -8,7 +8,7 @@ diagonal penalty) or ``convention="official"`` (the DyCON code: voxel units, emp
 """
 
 from ._checks import as_mask, check_pair
-from .aggregate import MeanCI, mean_ci
+from .aggregate import MeanCI, PairedCI, mean_ci, paired_bootstrap
 from .case import CONVENTIONS, case_metrics, image_diagonal
 from .lesions import LesionTable, lesion_table
 from .overlap import dice, iou
@@ -18,6 +18,7 @@ __all__ = [
     "CONVENTIONS",
     "LesionTable",
     "MeanCI",
+    "PairedCI",
     "as_mask",
     "asd",
     "case_metrics",
@@ -28,5 +29,6 @@ __all__ = [
     "iou",
     "lesion_table",
     "mean_ci",
+    "paired_bootstrap",
     "surface_distances",
 ]

@@ -1,7 +1,8 @@
 """Left Atrium (UA-MT's preprocessed h5 files): verify against pinned sha256, copy or download.
 
 The files are used as published (``mri_norm2.h5``: image z-scored over the whole volume, label
-{0, 1}, 0.625 mm): nothing is recomputed, every byte is checked against ``checksums/la.json``.
+{0, 1}, 0.625 mm): every byte is checked against ``checksums/la.json``. ``downsample=F`` (a power
+of two) then shrinks each verified file for CPU budgets, F = 2 reproducing ``shared/data/la/half``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
+import numpy as np
+
 from dycon.data._io import atomic_path
 from dycon.data.prepare._common import (
     PathLike,
@@ -27,10 +30,11 @@ from dycon.data.prepare._common import (
     resolve_dest,
 )
 from dycon.data.prepare.manifest import case_file, describe, finish, staging
-from dycon.data.readers import bare_id
+from dycon.data.readers import bare_id, read_case
 from dycon.data.readers.h5 import LA_FOLDERS, LA_SPACING
+from dycon.data.readers.write import write_case_h5
 from dycon.data.splits import RAW_BASE_URL
-from dycon.data.volume import DataError
+from dycon.data.volume import DataError, Volume
 
 log = logging.getLogger("dycon.data.prepare")
 
@@ -38,6 +42,7 @@ CHECKSUMS = Path(__file__).resolve().parents[1] / "checksums" / "la.json"
 _MAX_BYTES = 64 << 20  # upstream files are 1.5-3.4 MB; refuse anything absurd
 _CHUNK = 1 << 20
 SPLITS = ("train", "test")
+FACTORS = (1, 2, 4, 8)  # 8 leaves about 23 x 17 x 11 voxels of the 190 x 142 x 88 upstream
 
 
 def load_checksums() -> dict:
@@ -113,6 +118,7 @@ def prepare_la(
     base_url: str = RAW_BASE_URL,
     lists_dir: PathLike | None = None,
     timeout: float = 60.0,
+    downsample: int = 1,
 ) -> Path:
     """Prepare LA: verified upstream files under ``2018LA_Seg_Training Set/<id>/mri_norm2.h5``.
 
@@ -126,6 +132,11 @@ def prepare_la(
         base_url: raw-file server for the files and the split lists (a local one in tests).
         lists_dir: a folder with the pinned ``train.list``/``test.list`` (default: ``raw``).
         timeout: seconds per download.
+        downsample: shrink every axis by this factor (1, 2, 4 or 8) after the file is checked:
+            image = mean of each 2 x 2 x 2 block, label = strict block majority (a 4-4 tie is
+            background), a trailing odd plane dropped, repeated log2(F) times; spacing x F in the
+            ``spacing_mm`` attribute. Repeating the 2x step makes 4x of the upstream files equal
+            2x of ``shared/data/la/half``, bit for bit.
 
     Returns:
         The dataset folder.
@@ -135,6 +146,7 @@ def prepare_la(
             actual hash), download failure, unreadable h5.
     """
     dest = resolve_dest("la", dest)
+    steps = _halvings(downsample)
     raw = require_raw(raw, dataset="la", what="UA-MT data/ folder") if raw is not None else None
     if raw is not None:
         require_outside(raw, dest)
@@ -152,6 +164,8 @@ def prepare_la(
             else:
                 with open(found[e["id"]], "rb") as src:
                     _copy_checked(src, target, expected, what=repr(str(found[e["id"]])))
+            if steps:
+                write_case_h5(target, downsample_volume(read_case("la", tmp, e["id"]), steps=steps))
             log.info("la: %s", e["id"])
         pinned_lists("la", tmp, look_in=look_in, base_url=base_url, timeout=timeout)
         ids = [e["id"] for e in entries]
@@ -162,12 +176,54 @@ def prepare_la(
             dataset="la",
             case_ids=ids,
             source=_source(table, raw, base_url),
-            options=dict(cases=cases, verify=verify, base_url=base_url, lists_dir=lists_dir),
+            options=dict(
+                cases=cases,
+                verify=verify,
+                base_url=base_url,
+                lists_dir=lists_dir,
+                downsample=downsample,
+            ),
             subset=cases is not None,
             notes=_notes(records, verify=verify),
             records=records,
         )
     return dest
+
+
+def _halvings(factor: object) -> int:
+    """How many 2x steps make ``factor``; a factor outside ``FACTORS`` is a one-line error."""
+    if isinstance(factor, bool) or factor not in FACTORS:
+        raise DataError(
+            f"LA: downsample={factor!r} is not one of {list(FACTORS)}; pass a power of two, "
+            "e.g. --option downsample=4"
+        )
+    return int(factor).bit_length() - 1
+
+
+def downsample_volume(volume: Volume, *, steps: int) -> Volume:
+    """``steps`` halvings of a single-channel volume: block mean (image), strict majority (label).
+
+    One 2x step maps voxel block ``b`` (2 x 2 x 2) to ``mean(image[b])`` and to ``1`` exactly when
+    more than 4 of its 8 labels are foreground; an odd axis loses its last plane first, as the
+    ``half/`` copy does. Spacing doubles per step.
+
+    Raises:
+        DataError: an axis would fall below 2 voxels before a step.
+    """
+    image, label = volume.image[0], volume.label  # (X, Y, Z) float32, (X, Y, Z) uint8
+    for _ in range(steps):
+        if min(label.shape) < 2:
+            raise DataError(
+                f"LA case {volume.case_id!r}: shape {label.shape} is too small to halve; "
+                "use a smaller downsample factor"
+            )
+        x, y, z = (n // 2 for n in label.shape)
+        blocks = (x, 2, y, 2, z, 2)
+        image = image[: 2 * x, : 2 * y, : 2 * z].reshape(blocks).mean(axis=(1, 3, 5))  # (x, y, z)
+        votes = label[: 2 * x, : 2 * y, : 2 * z].reshape(blocks).sum(axis=(1, 3, 5))  # 0..8
+        label = (votes > 4).astype(np.uint8)  # (x, y, z)
+    spacing = tuple(float(s) * 2**steps for s in volume.spacing)
+    return Volume(image=image[None], label=label, spacing=spacing, case_id=volume.case_id)
 
 
 def _find_all(raw: Path, entries: list[dict], *, subset: bool) -> dict[str, Path]:
@@ -204,10 +260,11 @@ def _notes(records: list[dict], *, verify: bool) -> list[str]:
     notes = [] if verify else ["files NOT verified against the upstream sha256"]
     spacings = {tuple(r["spacing"]) for r in records}
     if spacings != {tuple(LA_SPACING)}:
-        # The 2x downsampled copy of shared/data/la/half (1.25 mm) lands here.
+        # A downsampled copy (2x: shared/data/la/half at 1.25 mm; 4x: the CPU scale's 2.5 mm).
         shown = ", ".join(sorted("x".join(f"{v:g}" for v in s) for s in spacings))
+        factors = sorted({f"{max(s) / max(LA_SPACING):g}x" for s in spacings})
         notes.append(
             f"not the upstream resolution (spacing {shown} mm): a downsampled copy; write "
-            "'LA, 2x downsampled' next to every number from it"
+            f"'LA, {'/'.join(factors)} downsampled' next to every number from it"
         )
     return notes
