@@ -108,7 +108,7 @@ _FECL: dict[tuple, int] = {}  # (tokens, dim, options) -> FLOPs of one sample
 
 def _model_counts(cfg, patch: tuple[int, int, int]) -> dict:
     from dycon.config import to_dict
-    from dycon.engine.trainer import build_model
+    from dycon.models import build_model
 
     key = (json.dumps(to_dict(cfg.model), sort_keys=True), patch)
     if key not in _MODELS:
@@ -122,7 +122,7 @@ def _count_model(build_model, cfg, patch) -> dict:
 
     def count(device: str) -> dict:
         with torch.device(device):
-            model = build_model(cfg)
+            model = build_model(cfg.model)
         model.train()
         x = torch.zeros(1, cfg.model.in_channels, *patch, device=device)
         with FlopCounterMode(display=False) as fc:

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..metrics._checks import as_mask
+from ..metrics import as_mask
 from ..models import UNet3D, VNet
 
 CAM_METHODS = ("gradcam", "hirescam", "gradcam++", "layercam")

@@ -34,8 +34,7 @@ from pathlib import Path
 import numpy as np
 from scipy.ndimage import generate_binary_structure, label
 
-from ..metrics import dice, lesion_table
-from ..metrics._checks import check_pair
+from ..metrics import check_pair, dice, lesion_table
 
 Bin = tuple[str, float, float]
 BINS: tuple[Bin, ...] = (

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import binary_erosion
 
-from ..metrics._checks import as_mask
+from ..metrics import as_mask
 
 GT_CONTOUR = (1.0, 0.0, 0.0)
 TP = (0.0, 0.8, 0.0)

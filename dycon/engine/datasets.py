@@ -13,7 +13,8 @@ from ..data.readers import check_case, read_case
 from ..data.splits import check_split, read_split
 from ..data.volume import DATA_ENV, DataError, Volume, data_root
 from .schema import ExperimentConfig
-from .trainer import TrainData, validation_interval
+from .train_data import TrainData
+from .validation import validation_interval
 
 SYNTHETIC = {"isles-sim"}
 

@@ -77,3 +77,10 @@ def shard(batch: list[int], *, labeled_batch_size: int, world: World) -> list[in
 def barrier(world: World) -> None:
     if world.size > 1 and dist.is_initialized():
         dist.barrier()
+
+
+def resolve_device(name: str) -> torch.device:
+    """``train.device``: ``auto`` is CUDA when there is one, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)

@@ -8,18 +8,25 @@ from torch import nn
 
 @torch.no_grad()
 def ema_update(
-    teacher: nn.Module, student: nn.Module, *, step: int, decay: float = 0.99, buffers: bool = False
+    teacher: nn.Module,
+    student: nn.Module,
+    *,
+    step: int,
+    decay: float = 0.99,
+    buffers: bool = False,
+    warmup: bool = True,
 ) -> float:
     r"""theta' <- alpha theta' + (1 - alpha) theta, with alpha = min(1 - 1/(t + 1), decay).
 
     The warm-up makes the teacher follow the student closely at first (alpha = 0 at t = 0), as in
-    the official code. Parameters only by default, as there; ``buffers=True`` also copies buffers
-    (BatchNorm running statistics) from the student.
+    the official code; ``warmup=False`` uses alpha = decay from the first step (BCP). Parameters
+    only by default, as there; ``buffers=True`` also copies buffers (BatchNorm running
+    statistics) from the student.
 
     Returns:
         The alpha used.
     """
-    alpha = min(1.0 - 1.0 / (step + 1), decay)
+    alpha = min(1.0 - 1.0 / (step + 1), decay) if warmup else decay
     t_params, s_params = list(teacher.parameters()), list(student.parameters())
     if len(t_params) != len(s_params):
         raise ValueError(

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from ..config import ConfigError, from_dict, to_dict
 from ..methods import METHODS
+from ..models import ModelConfig  # re-exported: the model's config lives with the models
 
 
 @dataclass(frozen=True)
@@ -25,18 +26,6 @@ class DataConfig:
     foreground_fraction: float = 0.5  # labeled crops centred on foreground (0 = official uniform)
     rot_flip: bool = True
     num_workers: int = 0
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    name: Literal["unet3d", "vnet"] = "unet3d"
-    in_channels: int = 1
-    num_classes: int = 2
-    widths: tuple[int, int, int, int, int] = (16, 32, 64, 128, 256)  # unet3d
-    base_filters: int = 16  # vnet
-    normalization: Literal["batchnorm", "instancenorm", "groupnorm", "none"] = "batchnorm"
-    dropout: float | None = None  # None: the architecture's default (0.3 U-Net, 0.5 V-Net)
-    embedding_dim: int = 256
 
 
 @dataclass(frozen=True)

@@ -7,14 +7,24 @@ leaves the test split untouched (the official code picks its best checkpoint on 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from ..data.volume import Volume
 from ..metrics import dice
+from .checkpoint import save_checkpoint
+from .distributed import World, barrier
 from .inference import sliding_window_predict
 from .schema import ExperimentConfig
+
+
+def validation_interval(cfg: ExperimentConfig) -> int:
+    """Steps between validations: ``train.val_every``, or ``checkpoint_every`` for best_val."""
+    if cfg.train.val_every:
+        return cfg.train.val_every
+    return cfg.train.checkpoint_every if cfg.eval.select == "best_val" else 0
 
 
 def validation_dice(
@@ -46,3 +56,37 @@ def validation_dice(
         )  # (K, X, Y, Z)
         scores.append(dice(probs.argmax(0).numpy() > 0, volume.label > 0))
     return float(sum(scores) / len(scores))
+
+
+def validate_and_keep_best(
+    cfg: ExperimentConfig,
+    *,
+    nets: dict,
+    data,
+    run_dir: Path,
+    step: int,
+    state: dict,
+    device,
+    world: World,
+) -> float | None:
+    """Rank 0 scores the validation list and keeps ``best.pt``; the others wait for it.
+
+    ``state["best"]`` is the best ``{"step", "val_dice"}`` so far (the first of equal scores).
+    """
+    score = None
+    if world.is_main:
+        model = nets[cfg.eval.model]
+        score = validation_dice(
+            model, cfg=cfg, num_cases=len(data.val_ids), load=data.val_load, device=device
+        )
+        if state["best"] is None or score > state["best"]["val_dice"]:
+            state["best"] = {"step": step, "val_dice": score}
+            save_checkpoint(
+                run_dir / "checkpoints" / "best.pt",
+                step=step,
+                nets={cfg.eval.model: model},
+                optimizers={},
+                extra={"val_dice": score},
+            )
+    barrier(world)
+    return score

@@ -37,7 +37,8 @@ def gradcam_panels(
     from ..analysis.gradcam import gradcam_volume
     from ..analysis.overlays import pick_slices
     from ..engine.checkpoint import load_checkpoint
-    from ..engine.trainer import build_model, resolve_device
+    from ..engine.distributed import resolve_device
+    from ..models import build_model
 
     kept = snapshots(result.run_dir)
     if not kept:
@@ -59,7 +60,7 @@ def gradcam_panels(
         volume = test.load(i)
         if volume.label.any():  # Grad-CAM of an empty target is undefined: skipped
             chosen.append(volume)
-    model = build_model(cfg).to(resolve_device(device))
+    model = build_model(cfg.model).to(resolve_device(device))
     panels = [
         {
             "case": v.case_id,

@@ -1,6 +1,7 @@
 """DyCON losses: UnCL (Eqs. 1-2), FeCL (Eqs. 3-4) and the supervised Dice + CE of Eq. (5)."""
 
 from .fecl import downsample_labels, fecl_loss, fecl_token_labels
+from .ramps import sigmoid_ramp
 from .supervised import dice_ce_loss, dice_loss
 from .uncl import beta_schedule, uncl_loss
 
@@ -11,5 +12,6 @@ __all__ = [
     "downsample_labels",
     "fecl_loss",
     "fecl_token_labels",
+    "sigmoid_ramp",
     "uncl_loss",
 ]

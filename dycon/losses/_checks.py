@@ -52,15 +52,6 @@ def check_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
     return value
 
 
-def sigmoid_ramp(progress: float, start: float, end: float, *, steepness: float = 5.0) -> float:
-    """Ramp ``start`` -> ``end`` by exp(-steepness * (1 - p)^2), p = progress clipped to [0, 1].
-
-    This is the Laine & Aila (2017) ramp-up that the official DyCON code uses for its thresholds.
-    """
-    p = min(max(float(progress), 0.0), 1.0)
-    return start + (end - start) * math.exp(-steepness * (1.0 - p) ** 2)
-
-
 def compute_dtype(t: Tensor) -> torch.dtype:
     """float64 stays float64 (for gradcheck); anything else, bf16 and fp16 too, -> float32."""
     return torch.float64 if t.dtype == torch.float64 else torch.float32

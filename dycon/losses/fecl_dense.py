@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._checks import sigmoid_ramp
+from .ramps import sigmoid_ramp
 
 
 def focal_similarity(cos: Tensor, form: str) -> Tensor:

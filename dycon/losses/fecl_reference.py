@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
-from ._checks import sigmoid_ramp
+from .ramps import sigmoid_ramp
 
 
 def _student_logits(z: Tensor, rows: slice, temperature: float) -> Tensor:

@@ -1,6 +1,6 @@
 """Semi-supervised methods: each maps a batch to named loss terms (see ``base``)."""
 
-from .base import IGNORE_LABEL, Batch, LossTerms, Method, NetworkSpec, StepState, rampup
+from .base import IGNORE_LABEL, Batch, LossTerms, Method, NetworkSpec, Stage, StepState, rampup
 from .dycon import DyCON, DyconConfig
 from .mean_teacher import MeanTeacher, MeanTeacherConfig
 from .supervised import Supervised, SupervisedConfig
@@ -26,6 +26,7 @@ __all__ = [
     "MeanTeacherConfig",
     "Method",
     "NetworkSpec",
+    "Stage",
     "StepState",
     "Supervised",
     "SupervisedConfig",

@@ -7,6 +7,7 @@ the functions raise ``ValueError`` where medpy raises (a distance to an empty ma
 diagonal penalty) or ``convention="official"`` (the DyCON code: voxel units, empty -> 0).
 """
 
+from ._checks import as_mask, check_pair
 from .aggregate import MeanCI, mean_ci
 from .case import CONVENTIONS, case_metrics, image_diagonal
 from .lesions import LesionTable, lesion_table
@@ -17,8 +18,10 @@ __all__ = [
     "CONVENTIONS",
     "LesionTable",
     "MeanCI",
+    "as_mask",
     "asd",
     "case_metrics",
+    "check_pair",
     "dice",
     "hd95",
     "image_diagonal",
