@@ -1,6 +1,7 @@
 """Semi-supervised methods: each maps a batch to named loss terms (see ``base``)."""
 
 from .base import IGNORE_LABEL, Batch, LossTerms, Method, NetworkSpec, Stage, StepState, rampup
+from .dtc import DTC, DTCConfig
 from .dycon import DyCON, DyconConfig
 from .mean_teacher import MeanTeacher, MeanTeacherConfig
 from .supervised import Supervised, SupervisedConfig
@@ -12,13 +13,16 @@ METHODS = {
     "mt": (MeanTeacherConfig, MeanTeacher),
     "ua-mt": (UAMTConfig, UAMT),
     "dycon": (DyconConfig, DyCON),
+    "dtc": (DTCConfig, DTC),
 }
 
 __all__ = [
+    "DTC",
     "IGNORE_LABEL",
     "METHODS",
     "UAMT",
     "Batch",
+    "DTCConfig",
     "DyCON",
     "DyconConfig",
     "LossTerms",

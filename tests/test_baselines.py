@@ -1,0 +1,147 @@
+"""Baselines re-run in the tables: DTC, URPC, AC-MT. Hand-computed values in the comments."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from dycon.cli import main
+from dycon.config import ConfigError
+from dycon.engine.presets import compose
+from dycon.methods.dtc import dual_task_consistency, signed_distance, target_sdf
+
+# ------------------------------------------------------------------------------------------ DTC
+SPHERE = np.zeros((7, 7, 7), dtype=bool)  # radius-1 ball: the centre and its 6 face neighbours
+SPHERE[3, 3, 3] = True
+for axis in range(3):
+    for d in (-1, 1):
+        idx = [3, 3, 3]
+        idx[axis] += d
+        SPHERE[tuple(idx)] = True
+
+
+@pytest.mark.parametrize(
+    ("voxel", "expected"),
+    [
+        # centre: not on the boundary; d_in = sqrt(2) (nearest background (4, 4, 3)) = max d_in,
+        # so -norm(d_in) = -1.
+        ((3, 3, 3), -1.0),
+        ((4, 3, 3), 0.0),  # a face neighbour has a background 6-neighbour: inner boundary
+        # outside: d_out / max d_out; max d_out at a corner, (0, 0, 0) -> (2, 3, 3): sqrt(22)
+        ((4, 4, 3), 1 / math.sqrt(22)),  # nearest foreground (4, 3, 3) at 1
+        ((5, 3, 3), 1 / math.sqrt(22)),
+        ((6, 3, 3), 2 / math.sqrt(22)),
+        ((0, 0, 0), 1.0),
+        ((6, 6, 6), 1.0),
+    ],
+)
+def test_sdf_of_a_small_sphere(voxel, expected):
+    sdf = signed_distance(SPHERE)
+    assert sdf.shape == SPHERE.shape and sdf.dtype == np.float32
+    assert sdf[voxel] == pytest.approx(expected, abs=1e-6)
+
+
+@pytest.mark.parametrize("fill", [False, True])  # nothing inside / nothing outside: all zeros
+def test_sdf_of_an_empty_or_full_volume_is_zero(fill):
+    assert not signed_distance(np.full((4, 4, 4), fill)).any()
+
+
+def test_target_sdf_is_per_foreground_class_and_row():
+    label = torch.zeros(2, 7, 7, 7, dtype=torch.long)
+    label[0][torch.from_numpy(SPHERE)] = 1  # row 1 stays empty
+    sdf = target_sdf(label, num_classes=2)
+    assert sdf.shape == (2, 1, 7, 7, 7)
+    assert sdf[0, 0, 3, 3, 3] == -1.0 and not sdf[1].any()
+
+
+LOGIT_075 = math.log(3.0)  # softmax foreground 0.75 for logits (0, ln 3)
+
+
+@pytest.mark.parametrize(
+    ("sdf_values", "probs", "k", "expected"),
+    [
+        # sigma(-k * 0) = 0.5; p = 0.5 on 4 voxels, 0.75 on 4: (0 * 4 + 0.25^2 * 4) / 8
+        ([0.0] * 8, [0.5] * 4 + [0.75] * 4, 1.0, 0.03125),
+        # k = 1500, s = -0.01 (inside): sigma(15) = 0.9999997 ~ 1 = p -> 0;
+        # s = +0.01 (outside): sigma(-15) ~ 3.06e-7 vs p = 1 -> (1 - 3.06e-7)^2 ~ 1, on 2 of 8
+        ([-0.01] * 6 + [0.01] * 2, [1.0] * 8, 1500.0, 0.25),
+    ],
+)
+def test_dual_task_term_on_a_2x2x2_example(sdf_values, probs, k, expected):
+    sdf = torch.tensor(sdf_values).reshape(1, 1, 2, 2, 2)
+    p = torch.tensor(probs).reshape(1, 1, 2, 2, 2)
+    assert dual_task_consistency(p, sdf, k=k).item() == pytest.approx(expected, abs=1e-6)
+
+
+def test_dual_task_term_of_mismatched_shapes_is_one_line():
+    with pytest.raises(ValueError, match=r"must have the same shape"):
+        dual_task_consistency(torch.zeros(1, 1, 2, 2, 2), torch.zeros(1, 2, 2, 2, 2), k=1.0)
+
+
+def test_dtc_reference_preset_is_the_official_setting():
+    cfg = compose(dataset="la", method="dtc-reference", scale="paper")
+    assert cfg.method["sup_ce"] is False and cfg.method["consistency_rampup"] == 1.0
+    assert (cfg.model.name, cfg.optim.schedule, cfg.optim.grad_clip) == ("vnet", "step", None)
+    assert round(cfg.optim.step_every * 6000) == 2500 and cfg.optim.step_gamma == 0.1
+
+
+def test_step_schedule_decays_by_gamma_every_fraction():
+    from dycon.engine.trainer import _lr
+    from dycon.methods import StepState
+
+    cfg = compose(dataset="la", method="dtc-reference", scale="paper")
+    # 0.01 for steps 0-2499, 0.001 for 2500-4999, 0.0001 after (of 6000)
+    got = [_lr(cfg, StepState(step=t, total_steps=6000)) for t in (0, 2499, 2500, 5000)]
+    assert got == pytest.approx([0.01, 0.01, 0.001, 0.0001])
+
+
+# ------------------------------------------------------------------- config errors, end to end
+@pytest.mark.parametrize(
+    ("method", "override", "message"),
+    [
+        ("dtc", "method.k=-1", r"method\.k=-1\.0 is not allowed"),
+        ("dtc", "method.beta=-0.3", r"method\.beta=-0\.3 is not allowed"),
+        ("dtc-reference", "optim.step_every=0", r"optim\.step_every=0\.0 is not allowed"),
+    ],
+)
+def test_bad_method_values_fail_at_composition(method, override, message):
+    with pytest.raises(ConfigError, match=message) as err:
+        compose(dataset="isles-sim", method=method, scale="smoke", overrides=[override])
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["dtc", "dtc-reference"])
+def test_smoke_run_from_the_cli(method, capsys, tmp_path, monkeypatch, default_data):
+    monkeypatch.setenv("DYCON_DATA", str(default_data))
+    argv = ["run", "--dataset", "isles-sim", "--method", method, "--scale", "smoke"]
+    code = main([*argv, "--runs-dir", str(tmp_path / "runs"), "--quiet"])
+    _, err = capsys.readouterr()
+    assert code == 0, err
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["cases"] == 24 and 0.0 <= summary["metrics"]["dice"]["mean"] <= 100.0
+    log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    assert all(math.isfinite(v) for r in log for v in r["terms"].values())
+
+
+# --------------------------------------------------------------------------- model aux heads
+@pytest.mark.parametrize("name", ["unet3d", "vnet"])
+def test_aux_heads_are_off_by_default_and_add_outputs_when_asked(name):
+    from dycon.models import ModelConfig, build_model
+
+    cfg = ModelConfig(name=name, widths=(4, 8, 8, 16, 16), base_filters=4, embedding_dim=8)
+    torch.manual_seed(0)
+    plain = build_model(cfg)
+    torch.manual_seed(0)
+    extra = build_model(cfg, sdf_head=True, deep_supervision=True)
+    # the backbone's own weights are drawn first, so the options leave them unchanged
+    for key, value in plain.state_dict().items():
+        assert torch.equal(value, extra.state_dict()[key]), key
+    x = torch.randn(2, 1, 32, 32, 16)
+    assert plain(x).aux is None if name == "vnet" else set(plain(x).aux) == {"sdf"}
+    out = extra(x)
+    assert out.aux["sdf"].shape == (2, 2, 32, 32, 16) and out.aux["sdf"].abs().max() <= 1
+    assert [t.shape for t in out.aux["deep_supervision"]] == [(2, 2, 32, 32, 16)] * 3
