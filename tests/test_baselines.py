@@ -11,6 +11,7 @@ from dycon.cli import main
 from dycon.config import ConfigError
 from dycon.engine.presets import compose
 from dycon.methods.dtc import dual_task_consistency, signed_distance, target_sdf
+from dycon.methods.urpc import pyramid_consistency, rectification_weights
 
 # ------------------------------------------------------------------------------------------ DTC
 SPHERE = np.zeros((7, 7, 7), dtype=bool)  # radius-1 ball: the centre and its 6 face neighbours
@@ -97,6 +98,50 @@ def test_step_schedule_decays_by_gamma_every_fraction():
     assert got == pytest.approx([0.01, 0.01, 0.001, 0.0001])
 
 
+# ----------------------------------------------------------------------------------------- URPC
+def _two_scales():
+    """Two voxels (A, B), two classes. Scale 1: p = (0.5, 0.5) at both; scale 2: (0.9, 0.1) at A
+    (logits (ln 9, 0)), (0.5, 0.5) at B. So p_bar = (0.7, 0.3) at A and (0.5, 0.5) at B."""
+    coarse = torch.zeros(1, 2, 2, 1, 1)
+    fine = torch.zeros(1, 2, 2, 1, 1)
+    fine[0, 0, 0] = math.log(9.0)
+    return [coarse, fine]
+
+
+def test_rectification_weights_are_exp_minus_kl():
+    mean, kl, weight = rectification_weights(_two_scales())
+    # D_1(A) = 0.7 ln(0.7/0.5) + 0.3 ln(0.3/0.5) = 0.235531 - 0.153248 = 0.082283
+    # D_2(A) = 0.7 ln(0.7/0.9) + 0.3 ln(0.3/0.1) = -0.175920 + 0.329584 = 0.153664; D(B) = 0
+    assert kl.flatten().tolist() == pytest.approx([0.082283, 0.0, 0.153664, 0.0], abs=1e-5)
+    # exp(-0.082283) = 0.921011, exp(-0.153664) = 0.857560
+    assert weight.flatten().tolist() == pytest.approx([0.921011, 1.0, 0.857560, 1.0], abs=1e-5)
+    assert mean[0, :, 0, 0, 0].tolist() == pytest.approx([0.7, 0.3])
+
+
+def test_pyramid_loss_on_a_two_scale_example():
+    # (p_bar - p^s)^2 summed over classes at A: 2 * 0.2^2 = 0.08 for both scales; 0 at B.
+    # L_1 = 0.921011 * 0.08 / (2 * 1.921011) + 0.082283 / 2 = 0.019178 + 0.041141 = 0.060320
+    # L_2 = 0.857560 * 0.08 / (2 * 1.857560) + 0.153664 / 2 = 0.018466 + 0.076832 = 0.095298
+    # L = (L_1 + L_2) / 2 = 0.077809
+    assert pyramid_consistency(_two_scales()).item() == pytest.approx(0.077809, abs=1e-5)
+
+
+def test_pyramid_of_mismatched_shapes_is_one_line():
+    with pytest.raises(ValueError, match=r"need >= 2 pyramid logits of one shape"):
+        pyramid_consistency([torch.zeros(1, 2, 2, 2, 2), torch.zeros(1, 2, 4, 2, 2)])
+
+
+def test_urpc_infers_from_the_main_head_only():
+    from dycon.engine.networks import build_network_of
+
+    cfg = compose(dataset="isles-sim", method="urpc", scale="smoke")
+    net = build_network_of(cfg, "student").eval()
+    out = net(torch.randn(1, 1, 32, 32, 16))
+    # the evaluation network carries the heads of training (its checkpoint loads), but
+    # sliding-window inference reads ``logits``: the full-resolution head
+    assert len(out.aux["deep_supervision"]) == 3 and out.logits.shape == (1, 2, 32, 32, 16)
+
+
 # ------------------------------------------------------------------- config errors, end to end
 @pytest.mark.parametrize(
     ("method", "override", "message"),
@@ -104,6 +149,8 @@ def test_step_schedule_decays_by_gamma_every_fraction():
         ("dtc", "method.k=-1", r"method\.k=-1\.0 is not allowed"),
         ("dtc", "method.beta=-0.3", r"method\.beta=-0\.3 is not allowed"),
         ("dtc-reference", "optim.step_every=0", r"optim\.step_every=0\.0 is not allowed"),
+        ("urpc", "method.consistency=-1", r"method\.consistency=-1\.0 is not allowed"),
+        ("urpc", "method.consistency_rampup=-2", r"method\.consistency_rampup=-2\.0 is not"),
     ],
 )
 def test_bad_method_values_fail_at_composition(method, override, message):
@@ -113,7 +160,7 @@ def test_bad_method_values_fail_at_composition(method, override, message):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["dtc", "dtc-reference"])
+@pytest.mark.parametrize("method", ["dtc", "dtc-reference", "urpc"])
 def test_smoke_run_from_the_cli(method, capsys, tmp_path, monkeypatch, default_data):
     monkeypatch.setenv("DYCON_DATA", str(default_data))
     argv = ["run", "--dataset", "isles-sim", "--method", method, "--scale", "smoke"]

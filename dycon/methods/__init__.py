@@ -6,6 +6,7 @@ from .dycon import DyCON, DyconConfig
 from .mean_teacher import MeanTeacher, MeanTeacherConfig
 from .supervised import Supervised, SupervisedConfig
 from .ua_mt import UAMT, UAMTConfig
+from .urpc import URPC, URPCConfig
 
 # name -> (config class, method class); the engine builds methods from here.
 METHODS = {
@@ -14,6 +15,7 @@ METHODS = {
     "ua-mt": (UAMTConfig, UAMT),
     "dycon": (DyconConfig, DyCON),
     "dtc": (DTCConfig, DTC),
+    "urpc": (URPCConfig, URPC),
 }
 
 __all__ = [
@@ -21,6 +23,7 @@ __all__ = [
     "IGNORE_LABEL",
     "METHODS",
     "UAMT",
+    "URPC",
     "Batch",
     "DTCConfig",
     "DyCON",
@@ -35,5 +38,6 @@ __all__ = [
     "Supervised",
     "SupervisedConfig",
     "UAMTConfig",
+    "URPCConfig",
     "rampup",
 ]
