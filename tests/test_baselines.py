@@ -10,6 +10,7 @@ import torch
 from dycon.cli import main
 from dycon.config import ConfigError
 from dycon.engine.presets import compose
+from dycon.methods.acmt import ACMT, ACMTConfig, ambiguity_mask, ambiguity_threshold
 from dycon.methods.dtc import dual_task_consistency, signed_distance, target_sdf
 from dycon.methods.urpc import pyramid_consistency, rectification_weights
 
@@ -142,6 +143,59 @@ def test_urpc_infers_from_the_main_head_only():
     assert len(out.aux["deep_supervision"]) == 3 and out.logits.shape == (1, 2, 32, 32, 16)
 
 
+# ---------------------------------------------------------------------------------------- AC-MT
+# normalised binary entropies -sum p ln p / ln 2: (0.5, 0.5) 1.0; (0.9, 0.1) 0.325083 / 0.693147
+# = 0.468996; (0.8, 0.2) 0.500402 / 0.693147 = 0.721928; (0.7, 0.3) 0.881291; (0.6, 0.4) 0.970951
+FOREGROUND = [0.5, 0.9, 0.8, 0.7, 0.4]
+
+
+@pytest.mark.parametrize(
+    ("threshold", "expected"),
+    [
+        (0.75, [1, 0, 0, 1, 1]),
+        (0.95, [1, 0, 0, 0, 1]),
+        (0.47, [1, 0, 1, 1, 1]),  # 0.468996 < 0.47 <= 0.721928
+        (1.01, [0, 0, 0, 0, 0]),
+    ],
+)
+def test_ambiguity_mask_at_a_threshold(threshold, expected):
+    fg = torch.tensor(FOREGROUND).reshape(1, 1, 5, 1, 1)
+    probs = torch.cat([1 - fg, fg], dim=1)  # (1, 2, 5, 1, 1)
+    assert ambiguity_mask(probs, threshold).flatten().tolist() == expected
+
+
+@pytest.mark.parametrize(
+    ("step", "expected"),
+    [
+        (0, 0.75 + 0.20 * math.exp(-5)),  # 0.751348
+        (50, 0.75 + 0.20 * math.exp(-5 * 0.25)),  # 0.807301
+        (100, 0.95),
+        (150, 0.95),  # held after the end of the ramp
+    ],
+)
+def test_ambiguity_threshold_ramp(step, expected):
+    got = ambiguity_threshold(step, 100, start=0.75, end=0.95)
+    assert got == pytest.approx(expected, abs=1e-9)
+
+
+def test_ambiguity_mask_of_a_wrong_shape_is_one_line():
+    with pytest.raises(ValueError, match=r"must be \(B, C>=2, \*S\) probabilities"):
+        ambiguity_mask(torch.ones(1, 1, 4, 4, 4), 0.5)
+
+
+@pytest.mark.parametrize("selector", ["ent", "mu"])
+def test_acmt_selectors_mask_the_consistency(selector):
+    from test_methods import _batch, _nets
+
+    from dycon.methods import StepState
+
+    method = ACMT(ACMTConfig(selector=selector, mc_passes=2))
+    terms = method(_batch(), _nets(method), StepState(step=50, total_steps=100))
+    assert set(terms.terms) == {"sup", "consistency"}
+    assert 0.0 <= terms.logs["ambiguous_fraction"] <= 1.0
+    assert terms.logs["threshold"] == pytest.approx(0.75 + 0.20 * math.exp(-1.25))
+
+
 # ------------------------------------------------------------------- config errors, end to end
 @pytest.mark.parametrize(
     ("method", "override", "message"),
@@ -149,6 +203,9 @@ def test_urpc_infers_from_the_main_head_only():
         ("dtc", "method.k=-1", r"method\.k=-1\.0 is not allowed"),
         ("dtc", "method.beta=-0.3", r"method\.beta=-0\.3 is not allowed"),
         ("dtc-reference", "optim.step_every=0", r"optim\.step_every=0\.0 is not allowed"),
+        ("acmt", "method.threshold_start=0.99", r"method\.threshold_start=0\.99 is not allowed"),
+        ("acmt", "method.selector=perr", r"method\.selector"),
+        ("acmt-mu", "method.mc_passes=0", r"method\.mc_passes=0 is not allowed"),
         ("urpc", "method.consistency=-1", r"method\.consistency=-1\.0 is not allowed"),
         ("urpc", "method.consistency_rampup=-2", r"method\.consistency_rampup=-2\.0 is not"),
     ],
@@ -160,7 +217,7 @@ def test_bad_method_values_fail_at_composition(method, override, message):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["dtc", "dtc-reference", "urpc"])
+@pytest.mark.parametrize("method", ["dtc", "dtc-reference", "urpc", "acmt", "acmt-mu"])
 def test_smoke_run_from_the_cli(method, capsys, tmp_path, monkeypatch, default_data):
     monkeypatch.setenv("DYCON_DATA", str(default_data))
     argv = ["run", "--dataset", "isles-sim", "--method", method, "--scale", "smoke"]

@@ -213,6 +213,9 @@ def validate(cfg: ExperimentConfig) -> None:
     beta = (cfg.method.get("beta_min"), cfg.method.get("beta_max"))
     if None not in beta and beta[0] > beta[1]:
         raise _fail("method.beta_min", beta[0], f"at most method.beta_max={beta[1]}")
+    ramp = (cfg.method.get("threshold_start"), cfg.method.get("threshold_end"))
+    if None not in ramp and ramp[0] > ramp[1]:
+        raise _fail("method.threshold_start", ramp[0], f"at most method.threshold_end={ramp[1]}")
     d, m = cfg.data, cfg.model
     if d.labeled_batch_size >= d.batch_size:
         raise _fail(

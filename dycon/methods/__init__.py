@@ -1,5 +1,6 @@
 """Semi-supervised methods: each maps a batch to named loss terms (see ``base``)."""
 
+from .acmt import ACMT, ACMTConfig
 from .base import IGNORE_LABEL, Batch, LossTerms, Method, NetworkSpec, Stage, StepState, rampup
 from .dtc import DTC, DTCConfig
 from .dycon import DyCON, DyconConfig
@@ -16,14 +17,17 @@ METHODS = {
     "dycon": (DyconConfig, DyCON),
     "dtc": (DTCConfig, DTC),
     "urpc": (URPCConfig, URPC),
+    "acmt": (ACMTConfig, ACMT),
 }
 
 __all__ = [
+    "ACMT",
     "DTC",
     "IGNORE_LABEL",
     "METHODS",
     "UAMT",
     "URPC",
+    "ACMTConfig",
     "Batch",
     "DTCConfig",
     "DyCON",
