@@ -249,3 +249,19 @@ def test_aux_heads_are_off_by_default_and_add_outputs_when_asked(name):
     out = extra(x)
     assert out.aux["sdf"].shape == (2, 2, 32, 32, 16) and out.aux["sdf"].abs().max() <= 1
     assert [t.shape for t in out.aux["deep_supervision"]] == [(2, 2, 32, 32, 16)] * 3
+
+
+# ------------------------------------------------------------------------ table declarations
+def test_tables_declare_the_new_rows_and_the_fully_supervised_ones(default_data):
+    from dycon.experiments import TABLES, table_runs
+
+    assert [r[0] for r in TABLES[2]["rows"]][3:5] == ["URPC", "DTC"]
+    assert "AC-MT" not in {r[0] for r in TABLES[3]["rows"]}  # the paper prints none there
+    specs = table_runs(4, dataset="isles-sim", scale="quick", percents=(10, 100), root=default_data)
+    full = [s for s in specs if s.percent == 100]
+    # isles-sim's train list has 40 cases: 10 % is 4 labeled, 100 % all 40
+    assert [(s.row, s.method, s.num_labeled) for s in full] == [("3D-UNet", "supervised", 40)]
+    assert {s.num_labeled for s in specs if s.percent == 10} == {4}
+    assert {"DTC", "AC-MT"} <= {s.row for s in specs}
+    with pytest.raises(ConfigError, match=r"table 1 has no 100 % row"):
+        table_runs(1, dataset="isles-sim", percents=(100,), root=default_data)
