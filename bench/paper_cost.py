@@ -93,6 +93,19 @@ METHOD_COUNTING = {
         "rows (fecl_on, all rows by default), counted on one sample of the real token count "
         "(embedding grid) on the CPU, times the rows"
     ),
+    "dtc": (
+        "student forward + backward on the whole batch, no teacher (dycon/methods/dtc.py); the "
+        "SDF head is a 1x1x1 conv, and the target SDF a CPU distance transform, not counted"
+    ),
+    "urpc": (
+        "student forward + backward on the whole batch, no teacher (dycon/methods/urpc.py); "
+        "the three deep-supervision heads are 1x1x1 convs plus upsampling, not counted"
+    ),
+    "acmt": (
+        "student forward + backward on the whole batch; one teacher forward, no backward, on "
+        "the unlabeled rows; selector 'mu' adds method.mc_passes forwards, no backward, on "
+        "the unlabeled rows through method.mc_network (dycon/methods/acmt.py)"
+    ),
 }
 NOT_COUNTED = (
     "FlopCounterMode counts convolutions and matrix products only: normalisation, activations, "
@@ -229,7 +242,7 @@ def step_flops(cfg) -> dict:
     unlabeled = batch - labeled
     method = cfg.method_name
     backward_from = "logits"
-    teacher_rows, teacher_passes, fecl_rows = 0, 0, 0
+    teacher_rows, teacher_passes, fecl_rows, extra_passes = 0, 0, 0, 0
     if method == "supervised":
         student_rows = labeled
     elif method == "mt":
@@ -244,6 +257,12 @@ def step_flops(cfg) -> dict:
             fecl_rows = unlabeled if mc["fecl_on"] == "unlabeled" else batch
             if fecl_rows:
                 backward_from = "logits+embedding"
+    elif method in ("dtc", "urpc"):
+        student_rows = batch
+    elif method == "acmt":
+        student_rows, teacher_rows, teacher_passes = batch, unlabeled, 1 if unlabeled else 0
+        if mc["selector"] == "mu" and unlabeled:
+            extra_passes = mc["mc_passes"]  # no-grad passes, student or teacher alike
     else:
         raise ValueError(f"no FLOP rule for method {method!r}; add one to METHOD_COUNTING")
     tokens = math.prod(counts["embedding_grid"])
@@ -251,9 +270,10 @@ def step_flops(cfg) -> dict:
         "student_forward": student_rows * fwd,
         "student_backward": student_rows * counts["backward"][backward_from],
         "teacher_forward": teacher_rows * teacher_passes * fwd,
+        "mc_forward": unlabeled * extra_passes * fwd,
         "fecl": fecl_flops(cfg, fecl_rows, tokens, counts["embedding_dim"]),
     }
-    rule = 3 * student_rows * fwd + parts["teacher_forward"] + parts["fecl"]
+    rule = 3 * student_rows * fwd + parts["teacher_forward"] + parts["mc_forward"] + parts["fecl"]
     return {
         "total": sum(parts.values()),
         "parts": parts,
@@ -310,15 +330,19 @@ def table_runs(table: int, seeds: int) -> list[dict]:
     """The runs of ``table`` at the paper scale: rows x the paper's percentages x seeds."""
     from dycon.engine.presets import compose
     from dycon.engine.runs import run_id
-    from dycon.experiments import TABLES, labeled_count
+    from dycon.experiments import FULL, TABLES, labeled_count
 
     spec = TABLES[table]
     dataset = spec["dataset"]
+    cells = list(itertools.product(spec["percents"], spec["rows"]))
+    if spec.get("upper_bound"):  # the fully supervised row: every training volume labeled
+        cells.append((FULL, spec["upper_bound"]))
     runs = []
-    for pct, (label, method, overrides), seed in itertools.product(
-        spec["percents"], spec["rows"], range(1337, 1337 + seeds)
+    for (pct, (label, method, overrides)), seed in itertools.product(
+        cells, range(1337, 1337 + seeds)
     ):
-        num_labeled = labeled_count(pct, TRAIN_CASES[dataset])
+        n_train = TRAIN_CASES[dataset]
+        num_labeled = n_train if pct == FULL else labeled_count(pct, n_train)
         cfg = compose(
             dataset=dataset,
             method=method,

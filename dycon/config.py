@@ -41,9 +41,34 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, *, where: str = "") -> 
     return cls(**values)
 
 
-def to_dict(cfg: Any) -> dict[str, Any]:
-    """Plain nested dict (tuples become lists), ready for YAML or JSON."""
-    return json.loads(json.dumps(dataclasses.asdict(cfg)))
+# Metadata of a field added after runs were committed: left out of ``to_dict`` (and so of the
+# run id and config.yaml) while it holds its default, so existing run ids do not change.
+OMIT_DEFAULT = {"omit_default": True}
+
+
+def added_field(default: Any) -> Any:
+    """A dataclass field that appears in ``to_dict`` only when set to a non-default value."""
+    return dataclasses.field(default=default, metadata=OMIT_DEFAULT)
+
+
+def _plain(value: Any, omit: bool) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            f.name: _plain(getattr(value, f.name), omit)
+            for f in dataclasses.fields(value)
+            if not (omit and f.metadata.get("omit_default") and getattr(value, f.name) == f.default)
+        }
+    if isinstance(value, list | tuple):
+        return [_plain(v, omit) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v, omit) for k, v in value.items()}
+    return value
+
+
+def to_dict(cfg: Any, *, every_field: bool = False) -> dict[str, Any]:
+    """Plain nested dict (tuples become lists), ready for YAML or JSON; ``added_field`` fields
+    at their default are left out unless ``every_field``."""
+    return json.loads(json.dumps(_plain(cfg, not every_field)))
 
 
 def parse_assignment(item: str, *, what: str = "override", form: str = "key=value"):
@@ -60,7 +85,7 @@ def parse_assignment(item: str, *, what: str = "override", form: str = "key=valu
 
 def apply_overrides(cfg: T, overrides: list[str] | tuple[str, ...]) -> T:
     """Apply ``section.key=value`` strings; values are parsed as YAML scalars or lists."""
-    data = to_dict(cfg)
+    data = to_dict(cfg, every_field=True)  # an added field at its default can be overridden
     for item in overrides:
         key, value = parse_assignment(item, form="section.key=value")
         node, parts = data, key.split(".")
@@ -178,6 +203,7 @@ def _describe(tp: Any) -> str:
 
 __all__ = [
     "ConfigError",
+    "added_field",
     "apply_overrides",
     "config_hash",
     "from_dict",

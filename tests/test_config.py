@@ -115,3 +115,22 @@ def test_a_dataset_adjusts_a_scale_for_itself_only():
         compose(dataset="la", method="dycon", scale="quick", overrides=["optim.lr=0.02"]).optim.lr
         == 0.02
     )
+
+
+def test_an_added_field_stays_out_of_the_dict_and_hash_at_its_default():
+    from dycon.config import added_field
+
+    @dataclass(frozen=True)
+    class Later:
+        a: int = 1
+        b: bool = added_field(False)  # added after runs were hashed
+
+    @dataclass(frozen=True)
+    class Before:
+        a: int = 1
+
+    assert to_dict(Later()) == {"a": 1} and config_hash(Later()) == config_hash(Before())
+    assert to_dict(Later(b=True)) == {"a": 1, "b": True}
+    assert to_dict(Later(), every_field=True) == {"a": 1, "b": False}
+    assert apply_overrides(Later(), ["b=true"]) == Later(b=True)  # settable though not listed
+    assert from_dict(Later, {"a": 1}) == Later()

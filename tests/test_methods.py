@@ -12,11 +12,11 @@ from dycon.methods import (
     DyconConfig,
     StepState,
 )
-from dycon.models import UNet3D
+from dycon.models import ModelConfig, build_model
 
 
-def _tiny_model():
-    return UNet3D(widths=(4, 8, 8, 16, 16), embedding_dim=8)
+def _tiny_model(**overrides):  # overrides: a NetworkSpec's model (DTC's SDF head, URPC's list)
+    return build_model(ModelConfig(widths=(4, 8, 8, 16, 16), embedding_dim=8), **overrides)
 
 
 def _batch(num_labeled=2, hide_unlabeled=True):
@@ -32,11 +32,12 @@ def _batch(num_labeled=2, hide_unlabeled=True):
 
 def _nets(method):
     torch.manual_seed(0)
-    student = _tiny_model()
-    nets = {"student": student}
+    nets = {}
     for spec in method.networks:
-        if spec.ema_of is not None:
-            teacher = _tiny_model()
+        if spec.ema_of is None:
+            nets[spec.name] = _tiny_model(**spec.model)
+        else:
+            teacher = _tiny_model(**method.networks[0].model)
             teacher.load_state_dict(nets[spec.ema_of].state_dict())
             nets[spec.name] = teacher
     return nets

@@ -90,7 +90,7 @@ def test_every_empty_cell_is_explained(table):
 
 def test_method_keys_and_architectures():
     keys = {r["method_key"] for t in COMPARISON_TABLES for r in paper_rows(t)}
-    assert keys == {"", "mt", "ua-mt", "dycon", "supervised"}
+    assert keys == {"", "mt", "ua-mt", "dycon", "supervised", "dtc", "urpc", "acmt"}
     for t in COMPARISON_TABLES:
         for r in paper_rows(t):
             if r["method_key"] == "supervised":

@@ -255,7 +255,6 @@ def test_sampler_in_a_dataloader():
     ("overrides", "message"),
     [
         ({"labeled_indices": []}, "labeled_indices is empty"),
-        ({"unlabeled_indices": []}, "unlabeled_indices is empty"),
         ({"labeled_batch_size": 5}, "must be < batch_size"),
         ({"labeled_batch_size": 4}, "must be < batch_size"),
         ({"labeled_indices": [0], "labeled_batch_size": 2}, "cannot fill"),
@@ -268,6 +267,15 @@ def test_sampler_in_a_dataloader():
 def test_sampler_errors(overrides, message):
     with pytest.raises(ValueError, match=message):
         sampler(**overrides)
+
+
+def test_every_case_labeled_fills_the_other_rows_from_the_labeled_set():
+    # a fully supervised row: no unlabeled case; each batch is 2 labeled + 2 more labeled cases
+    # (whose labels the trainer hides), and every labeled case appears once per epoch first
+    s = sampler(labeled_indices=list(range(6)), unlabeled_indices=[])
+    batches = list(s)
+    assert len(batches) == 3 and all(len(b) == 4 and set(b) <= set(range(6)) for b in batches)
+    assert sorted(i for b in batches for i in b[:2]) == list(range(6))
 
 
 def test_two_stream_indices():

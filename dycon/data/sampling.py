@@ -158,8 +158,10 @@ def two_stream_indices(train_ids: Sequence[str], *, num_labeled: int) -> tuple[l
     return list(range(num_labeled)), list(range(num_labeled, len(train_ids)))
 
 
-def _as_indices(name: str, values: Sequence[int]) -> tuple[int, ...]:
+def _as_indices(name: str, values: Sequence[int], *, allow_empty: bool = False) -> tuple[int, ...]:
     indices = tuple(operator.index(v) for v in values)
+    if not indices and allow_empty:
+        return indices
     if not indices:
         raise ValueError(f"{name} is empty")
     if min(indices) < 0:
@@ -206,7 +208,9 @@ class TwoStreamBatchSampler(Sampler[list[int]]):
         seed: int = 0,
     ) -> None:
         self.labeled_indices = _as_indices("labeled_indices", labeled_indices)
-        self.unlabeled_indices = _as_indices("unlabeled_indices", unlabeled_indices)
+        self.unlabeled_indices = _as_indices(
+            "unlabeled_indices", unlabeled_indices, allow_empty=True
+        )
         overlap = sorted(set(self.labeled_indices) & set(self.unlabeled_indices))
         if overlap:
             raise ValueError(f"labeled and unlabeled indices overlap: {overlap[:5]}")
@@ -236,8 +240,10 @@ class TwoStreamBatchSampler(Sampler[list[int]]):
         entropy = [_SAMPLER_STREAM, self.seed, self.epoch]
         labeled_seq, unlabeled_seq = np.random.SeedSequence(entropy).spawn(2)
         labeled = np.random.default_rng(labeled_seq).permutation(self.labeled_indices).tolist()
+        # Every case labeled (a fully supervised row): the other rows come from the labeled set
+        # too, and the trainer hides their labels as for any row past the labeled ones.
         unlabeled = _endless_permutations(
-            self.unlabeled_indices, np.random.default_rng(unlabeled_seq)
+            self.unlabeled_indices or self.labeled_indices, np.random.default_rng(unlabeled_seq)
         )
         n_lab, n_unl = self.labeled_batch_size, self.batch_size - self.labeled_batch_size
         for b in range(len(self)):

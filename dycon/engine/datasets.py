@@ -164,10 +164,12 @@ def train_data(
     is never opened here. ``folder``: the dataset folder if already looked up."""
     folder = dataset_folder(cfg, root=root) if folder is None else folder
     split = split_cases(cfg, cfg.data.train_list, folder=folder, check_files=True)
-    if cfg.data.num_labeled >= len(split.ids):
+    # Every case labeled is a fully supervised run (the tables' 100 % rows): the sampler then
+    # fills the unlabeled rows of each batch from the labeled cases, their labels hidden.
+    if cfg.data.num_labeled > len(split.ids):
         raise DataError(
-            f"data.num_labeled={cfg.data.num_labeled} leaves no unlabeled case in "
-            f"{cfg.data.train_list} ({len(split.ids)} cases); lower it"
+            f"data.num_labeled={cfg.data.num_labeled} exceeds the {len(split.ids)} cases of "
+            f"{cfg.data.train_list}; lower it"
         )
     if not validation_interval(cfg):
         return TrainData(train_ids=split.ids, load=split.load)

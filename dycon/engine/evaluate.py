@@ -21,11 +21,11 @@ import torch
 from ..config import ConfigError, config_hash, to_dict
 from ..data._io import atomic_path, write_text_atomic
 from ..metrics import case_metrics, mean_ci
-from ..models import build_model
 from .checkpoint import load_checkpoint
 from .datasets import SYNTHETIC, SplitData
 from .distributed import resolve_device
 from .inference import sliding_window_predict
+from .networks import build_network_of
 from .runs import data_version, run_id
 from .schema import ExperimentConfig
 
@@ -67,7 +67,7 @@ def evaluate(
     validation Dice, kept by the trainer (``train.val_every``). Nothing here ever selects on test.
     """
     device = resolve_device(cfg.train.device)
-    model = build_model(cfg.model).to(device)
+    model = build_network_of(cfg, cfg.eval.model).to(device)
     last = run_dir / "checkpoints" / "last.pt"
     if not last.is_file():
         raise ConfigError(f"no checkpoint at {str(last)!r}: train this configuration first")

@@ -37,6 +37,23 @@ def build_networks(cfg: ExperimentConfig, method: Method, device) -> dict[str, n
     return nets
 
 
+def build_network_of(cfg: ExperimentConfig, name: str) -> nn.Module:
+    """One network of the method alone, with the model overrides of its spec (an EMA copy has
+    its source's architecture): what evaluation and Grad-CAM load a checkpoint into.
+
+    Raises:
+        ConfigError: the method has no network ``name``.
+    """
+    specs = {s.name: s for s in build_method(cfg).networks}
+    if name not in specs:
+        raise ConfigError(
+            f"method {cfg.method_name!r} has networks {sorted(specs)}, not {name!r}; set "
+            "eval.model to one of them"
+        )
+    spec = specs[name] if specs[name].ema_of is None else specs[specs[name].ema_of]
+    return build_model(cfg.model, **spec.model)
+
+
 def build_optimizer(cfg: ExperimentConfig, net: nn.Module) -> torch.optim.Optimizer:
     return torch.optim.SGD(
         net.parameters(),

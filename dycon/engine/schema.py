@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ..config import ConfigError, from_dict, to_dict
+from ..config import ConfigError, added_field, from_dict, to_dict
 from ..methods import METHODS
 from ..models import ModelConfig  # re-exported: the model's config lives with the models
 
@@ -33,9 +33,13 @@ class OptimConfig:
     lr: float = 0.01
     momentum: float = 0.9
     weight_decay: float = 1e-4
-    schedule: Literal["constant", "poly"] = "constant"  # official DyCON: constant
+    schedule: Literal["constant", "poly", "step"] = "constant"  # official DyCON: constant
     poly_power: float = 0.9
     grad_clip: float | None = 1.0
+    # "step": lr * step_gamma ** floor(t / (step_every * steps)); UA-MT/DTC: x0.1 every 2500 of
+    # 6000 iterations. A fraction of the stage, so every scale decays alike.
+    step_every: float = added_field(2500 / 6000)
+    step_gamma: float = added_field(0.1)
 
 
 @dataclass(frozen=True)
@@ -146,6 +150,8 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "optim.weight_decay": (lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0"),
     "optim.poly_power": _positive_float(),
     "optim.grad_clip": _optional(_positive_float()),
+    "optim.step_every": (lambda v: 0 < v <= 1, "a fraction of the run in (0, 1]"),
+    "optim.step_gamma": (lambda v: 0 < v <= 1, "a factor in (0, 1]"),
     "train.iterations": _at_least(1),
     "train.seed": _at_least(0),
     "train.ema_decay": _in_unit(closed_top=True),
@@ -168,7 +174,8 @@ METHOD_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     **dict.fromkeys(
         ("eta_rampup", "fecl_rampup", "mt_rampup", "consistency_rampup"), _NON_NEGATIVE
     ),
-    **dict.fromkeys(("noise_std", "noise_clip", "gamma"), _NON_NEGATIVE),
+    **dict.fromkeys(("noise_std", "noise_clip", "gamma", "beta"), _NON_NEGATIVE),
+    "k": _positive_float(),
     **dict.fromkeys(("temperature", "beta_min", "beta_max"), _positive_float()),
     **dict.fromkeys(("threshold_start", "threshold_end"), _positive_float()),
     "beta_lam": _optional(_positive_float()),
@@ -206,6 +213,9 @@ def validate(cfg: ExperimentConfig) -> None:
     beta = (cfg.method.get("beta_min"), cfg.method.get("beta_max"))
     if None not in beta and beta[0] > beta[1]:
         raise _fail("method.beta_min", beta[0], f"at most method.beta_max={beta[1]}")
+    ramp = (cfg.method.get("threshold_start"), cfg.method.get("threshold_end"))
+    if None not in ramp and ramp[0] > ramp[1]:
+        raise _fail("method.threshold_start", ramp[0], f"at most method.threshold_end={ramp[1]}")
     d, m = cfg.data, cfg.model
     if d.labeled_batch_size >= d.batch_size:
         raise _fail(

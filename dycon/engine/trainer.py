@@ -257,6 +257,9 @@ def _save(run: _Run, step: int, *, last: bool) -> None:
 def _lr(cfg: ExperimentConfig, state: StepState) -> float:
     if cfg.optim.schedule == "poly":
         return cfg.optim.lr * (1.0 - state.step / state.total_steps) ** cfg.optim.poly_power
+    if cfg.optim.schedule == "step":
+        every = max(1, round(cfg.optim.step_every * state.total_steps))
+        return cfg.optim.lr * cfg.optim.step_gamma ** (state.step // every)
     return cfg.optim.lr
 
 

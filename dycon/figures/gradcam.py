@@ -38,7 +38,7 @@ def gradcam_panels(
     from ..analysis.overlays import pick_slices
     from ..engine.checkpoint import load_checkpoint
     from ..engine.distributed import resolve_device
-    from ..models import build_model
+    from ..engine.networks import build_network_of
 
     kept = snapshots(result.run_dir)
     if not kept:
@@ -60,7 +60,7 @@ def gradcam_panels(
         volume = test.load(i)
         if volume.label.any():  # Grad-CAM of an empty target is undefined: skipped
             chosen.append(volume)
-    model = build_model(cfg.model).to(resolve_device(device))
+    model = build_network_of(cfg, cfg.eval.model).to(resolve_device(device))
     panels = [
         {
             "case": v.case_id,

@@ -1,10 +1,13 @@
 """Semi-supervised methods: each maps a batch to named loss terms (see ``base``)."""
 
+from .acmt import ACMT, ACMTConfig
 from .base import IGNORE_LABEL, Batch, LossTerms, Method, NetworkSpec, Stage, StepState, rampup
+from .dtc import DTC, DTCConfig
 from .dycon import DyCON, DyconConfig
 from .mean_teacher import MeanTeacher, MeanTeacherConfig
 from .supervised import Supervised, SupervisedConfig
 from .ua_mt import UAMT, UAMTConfig
+from .urpc import URPC, URPCConfig
 
 # name -> (config class, method class); the engine builds methods from here.
 METHODS = {
@@ -12,13 +15,21 @@ METHODS = {
     "mt": (MeanTeacherConfig, MeanTeacher),
     "ua-mt": (UAMTConfig, UAMT),
     "dycon": (DyconConfig, DyCON),
+    "dtc": (DTCConfig, DTC),
+    "urpc": (URPCConfig, URPC),
+    "acmt": (ACMTConfig, ACMT),
 }
 
 __all__ = [
+    "ACMT",
+    "DTC",
     "IGNORE_LABEL",
     "METHODS",
     "UAMT",
+    "URPC",
+    "ACMTConfig",
     "Batch",
+    "DTCConfig",
     "DyCON",
     "DyconConfig",
     "LossTerms",
@@ -31,5 +42,6 @@ __all__ = [
     "Supervised",
     "SupervisedConfig",
     "UAMTConfig",
+    "URPCConfig",
     "rampup",
 ]

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from torch import nn
 
+from ..config import added_field
 from .unet3d import UNet3D
 from .vnet import VNet
 
@@ -28,6 +29,9 @@ class ModelConfig:
     normalization: Literal["batchnorm", "instancenorm", "groupnorm", "none"] = "batchnorm"
     dropout: float | None = None  # None: the architecture's default (0.3 U-Net, 0.5 V-Net)
     embedding_dim: int = 256
+    # Extra outputs (models/aux_heads.py); a method turns them on for its networks.
+    sdf_head: bool = added_field(False)  # vnet; unet3d always has one
+    deep_supervision: bool = added_field(False)
 
 
 def build_model(cfg: ModelConfig, **overrides: Any) -> nn.Module:
@@ -48,6 +52,7 @@ def build_model(cfg: ModelConfig, **overrides: Any) -> nn.Module:
             num_classes=m.num_classes,
             widths=m.widths,
             embedding_dim=m.embedding_dim,
+            deep_supervision=m.deep_supervision,
             **extra,
         )
     return VNet(
@@ -56,5 +61,7 @@ def build_model(cfg: ModelConfig, **overrides: Any) -> nn.Module:
         base_filters=m.base_filters,
         normalization=m.normalization,
         embedding_dim=m.embedding_dim,
+        sdf_head=m.sdf_head,
+        deep_supervision=m.deep_supervision,
         **extra,
     )

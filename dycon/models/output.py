@@ -22,13 +22,15 @@ class SegOutput(NamedTuple):
         embedding: Projection-head features at 1/8 of the input resolution, shape
             (B, embedding_dim, D/8, H/8, W/8). Not L2-normalised: the contrastive losses
             normalise, so the raw features stay available to anything else that wants them.
-        aux: Extra heads by name, or None. `UNet3D` puts its tanh signed-distance head under
-            "sdf", shape (B, num_classes, D, H, W), values in [-1, 1].
+        aux: Extra heads by name, or None. "sdf": the tanh signed-distance head, shape
+            (B, num_classes, D, H, W), values in [-1, 1] (always on `UNet3D`, an option of
+            `VNet`); "deep_supervision": a list of full-resolution logits from coarser decoder
+            stages, coarsest first (an option of both; see `aux_heads`).
     """
 
     logits: Tensor
     embedding: Tensor
-    aux: dict[str, Tensor] | None = None
+    aux: dict[str, Tensor | list[Tensor]] | None = None
 
 
 def check_input(x: object, in_channels: int, *, instance_norm: bool = False) -> None:

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from dycon.models.aux_heads import DeepSupervisionHeads
 from dycon.models.heads import ProjectionHead
 from dycon.models.output import SegOutput, check_dropout, check_input, check_positive_int
 
@@ -58,9 +59,11 @@ class UNet3D(nn.Module):
         embedding_dim: Channels of the projection-head output.
         embedding_scale: Upsampling of the 1/16 bottleneck before the projection head; 2 gives
             embeddings at 1/8 of the input resolution.
+        deep_supervision: Add full-resolution logits from the three coarser decoder stages
+            (`aux_heads.DeepSupervisionHeads`) under aux["deep_supervision"].
 
     `forward(x)` takes a (B, in_channels, D, H, W) float tensor with D, H, W multiples of 16 and
-    returns `SegOutput(logits, embedding, aux={"sdf": sdf})`.
+    returns `SegOutput(logits, embedding, aux={"sdf": sdf})` (plus "deep_supervision").
     """
 
     def __init__(
@@ -72,6 +75,7 @@ class UNet3D(nn.Module):
         dropout: float = 0.3,
         embedding_dim: int = 256,
         embedding_scale: int = 2,
+        deep_supervision: bool = False,
     ) -> None:
         super().__init__()
         check_positive_int("in_channels", in_channels)
@@ -112,11 +116,18 @@ class UNet3D(nn.Module):
             in_channels=w5, embedding_dim=embedding_dim, scale=embedding_scale
         )
         self._init_weights()
+        # Built after the backbone's init so the option leaves the backbone's weights as drawn.
+        self.deep_supervision = None
+        if deep_supervision:
+            self.deep_supervision = DeepSupervisionHeads(
+                channels=(w4, w3, w2), num_classes=num_classes
+            )
+            self._init_weights(self.deep_supervision)
 
-    def _init_weights(self) -> None:
+    def _init_weights(self, root: nn.Module | None = None) -> None:
         # SSL4MIS "kaiming" init (fan_in, a=0) on conv weights; biases keep PyTorch's default
         # uniform init, which is what SSL4MIS leaves them at too.
-        for m in self.modules():
+        for m in (root or self).modules():
             if isinstance(m, nn.Conv3d):
                 nn.init.kaiming_normal_(m.weight, a=0, mode="fan_in")
 
@@ -129,12 +140,15 @@ class UNet3D(nn.Module):
         c4 = self.conv4(self.pool(c3))  # (B, 128, D/8, H/8, W/8)
         center = self.dropout_center(self.center(self.pool(c4)))  # (B, 256, D/16, H/16, W/16)
 
-        u = self.up4(c4, center)  # (B, 128, D/8, H/8, W/8)
-        u = self.up3(c3, u)  # (B, 64, D/4, H/4, W/4)
-        u = self.up2(c2, u)  # (B, 32, D/2, H/2, W/2)
-        u = self.dropout_out(self.up1(c1, u))  # (B, 16, D, H, W)
+        u4 = self.up4(c4, center)  # (B, 128, D/8, H/8, W/8)
+        u3 = self.up3(c3, u4)  # (B, 64, D/4, H/4, W/4)
+        u2 = self.up2(c2, u3)  # (B, 32, D/2, H/2, W/2)
+        u = self.dropout_out(self.up1(c1, u2))  # (B, 16, D, H, W)
 
         logits = self.seg_head(u)  # (B, num_classes, D, H, W)
         sdf = torch.tanh(self.sdf_head(u))  # (B, num_classes, D, H, W), in [-1, 1]
         embedding = self.projection(center)  # (B, 256, D/8, H/8, W/8)
-        return SegOutput(logits=logits, embedding=embedding, aux={"sdf": sdf})
+        aux = {"sdf": sdf}
+        if self.deep_supervision is not None:
+            aux["deep_supervision"] = self.deep_supervision([u4, u3, u2], tuple(x.shape[2:]))
+        return SegOutput(logits=logits, embedding=embedding, aux=aux)

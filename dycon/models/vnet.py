@@ -18,6 +18,7 @@ normalization="instancenorm" or "none").
 
 from torch import Tensor, nn
 
+from dycon.models.aux_heads import DeepSupervisionHeads, SDFHead
 from dycon.models.heads import ProjectionHead
 from dycon.models.output import SegOutput, check_dropout, check_input, check_positive_int
 
@@ -81,9 +82,12 @@ class VNet(nn.Module):
         embedding_dim: Channels of the projection-head output.
         embedding_scale: Upsampling of the 1/16 bottleneck before the projection head; 2 gives
             embeddings at 1/8 of the input resolution.
+        sdf_head: Add a tanh signed-distance head (`aux_heads.SDFHead`) under aux["sdf"].
+        deep_supervision: Add full-resolution logits from the three coarser decoder stages
+            under aux["deep_supervision"].
 
     `forward(x)` takes a (B, in_channels, D, H, W) float tensor with D, H, W multiples of 16 and
-    returns `SegOutput(logits, embedding, aux=None)`.
+    returns `SegOutput(logits, embedding, aux)`, aux None unless a head option is on.
     """
 
     def __init__(
@@ -96,6 +100,8 @@ class VNet(nn.Module):
         dropout: float = 0.5,
         embedding_dim: int = 256,
         embedding_scale: int = 2,
+        sdf_head: bool = False,
+        deep_supervision: bool = False,
     ) -> None:
         super().__init__()
         check_positive_int("in_channels", in_channels)
@@ -146,6 +152,12 @@ class VNet(nn.Module):
             relu=False,
             final_norm=False,
         )
+        self.sdf_head = SDFHead(channels=f, num_classes=num_classes) if sdf_head else None
+        self.deep_supervision = (
+            DeepSupervisionHeads(channels=(8 * f, 4 * f, 2 * f), num_classes=num_classes)
+            if deep_supervision
+            else None
+        )
 
     def forward(self, x: Tensor) -> SegOutput:
         check_input(x, self.in_channels, instance_norm=self.normalization == "instancenorm")
@@ -163,4 +175,9 @@ class VNet(nn.Module):
 
         logits = self.out_conv(x9)  # (B, num_classes, D, H, W)
         embedding = self.projection(x5)  # (B, 256, D/8, H/8, W/8)
-        return SegOutput(logits=logits, embedding=embedding, aux=None)
+        aux = {}
+        if self.sdf_head is not None:
+            aux["sdf"] = self.sdf_head(x9)  # (B, num_classes, D, H, W)
+        if self.deep_supervision is not None:
+            aux["deep_supervision"] = self.deep_supervision([x6, x7, x8], tuple(x.shape[2:]))
+        return SegOutput(logits=logits, embedding=embedding, aux=aux or None)
