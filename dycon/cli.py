@@ -6,7 +6,6 @@ Bad input exits with status 2 and one line saying what was wrong and how to fix 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -18,14 +17,17 @@ from .data.volume import DataError
 DATASETS = ("isles-sim", "isles22", "brats19", "pancreas", "la")
 
 
+def _presets(kind: str, sep: str = ", ") -> str:
+    """The presets of ``kind`` shipped in ``dycon/configs``, for a help text."""
+    from .engine.presets import available
+
+    return sep.join(available(kind))
+
+
 def _experiment_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", required=True, help=f"one of {', '.join(DATASETS)}")
-    p.add_argument(
-        "--method",
-        required=True,
-        help="method preset: dycon, dycon-reference, mt, ua-mt, supervised",
-    )
-    p.add_argument("--scale", default="quick", help="smoke | quick | paper (default quick)")
+    p.add_argument("--method", required=True, help=f"method preset: {_presets('methods')}")
+    p.add_argument("--scale", default="quick", help=f"{_presets('scales', ' | ')} (default quick)")
     p.add_argument("--config", help="a YAML file merged over the presets")
     p.add_argument(
         "--set",
@@ -84,7 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--table", type=int, help="paper table, 1-5")
     which.add_argument("--fig", help="figure: lesion-size, gradcam, curves or overlays")
     rep.add_argument("--dataset", help="default: the paper's if prepared, else isles-sim")
-    rep.add_argument("--scale", default="quick", help="smoke | quick | paper (default quick)")
+    rep.add_argument(
+        "--scale", default="quick", help=f"{_presets('scales', ' | ')} (default quick)"
+    )
     rep.add_argument("--seeds", type=_int_list, help="comma-separated, default 1337")
     rep.add_argument("--percents", type=_int_list, help="labeled %%, default the paper's")
     rep.add_argument("--rows", type=lambda v: v.split(","), help="comma-separated row labels")
@@ -135,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    except RuntimeError as err:  # a notebook that failed: nothing was replaced
+    except RuntimeError as err:  # training that cannot go on (TrainingError), a failed notebook
         print(f"error: {err}", file=sys.stderr)
         return 1
 
@@ -164,12 +168,8 @@ def _data(args) -> int:
 
 
 def _experiment(args) -> int:
-    from .engine.datasets import dataset_folder, split_cases, train_data
-    from .engine.distributed import barrier, init_world
-    from .engine.evaluate import evaluate
+    from .engine.pipeline import run_config
     from .engine.presets import compose
-    from .engine.runs import claim_run, release_unstarted, require_writable, run_id
-    from .engine.trainer import TrainingError, resolve_device, train
 
     cfg = compose(
         dataset=args.dataset,
@@ -178,85 +178,38 @@ def _experiment(args) -> int:
         config_file=args.config,
         overrides=args.overrides,
     )
-    text = yaml.safe_dump(to_dict(cfg), sort_keys=False)
     if args.command == "config":
-        print(text, end="")
+        print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="")
         return 0
-    run_dir = Path(args.runs_dir) / run_id(cfg)
-    summary_path = run_dir / "summary.json"
-    folder = data = test = None
-    if args.command in ("train", "run"):
-        require_writable(Path(args.runs_dir), what="--runs-dir")
-        world, _ = init_world(resolve_device(cfg.train.device))
-        # Rank 0 alone generates or checks the data and claims the run folder; the others wait.
-        # Every listed case is checked before the claim, so bad data leaves no run folder.
-        if world.is_main:
-            folder = dataset_folder(cfg, root=args.data_root)
-            data = train_data(cfg, folder=folder)
-            if args.command == "run":
-                test = split_cases(cfg, cfg.data.test_list, folder=folder, check_files=True)
-            claim_run(run_dir, cfg, data_folder=folder)
-        if world.size > 1:
-            barrier(world)
-        try:
-            info = train(
-                cfg,
-                data=data or train_data(cfg, root=args.data_root),
-                run_dir=run_dir,
-                progress=not args.quiet,
-            )
-        except TrainingError as err:
-            if world.is_main:
-                release_unstarted(run_dir)
-            print(f"error: {err}", file=sys.stderr)
-            return 1
-        except BaseException:
-            if world.is_main:
-                release_unstarted(run_dir)  # kept if it holds a checkpoint to resume from
-            raise
-        if not world.is_main:  # under torchrun rank 0 alone records and evaluates
-            return 0
-        _write_json(run_dir / "train.json", info)
-        print(f"trained {run_dir}")
-    if args.command in ("evaluate", "run"):
-        if folder is None:  # `evaluate` alone; `run` claimed the folder before training
-            last = run_dir / "checkpoints" / "last.pt"
-            if not last.is_file():  # before the claim, which would make the folder
-                raise ConfigError(f"no checkpoint at {str(last)!r}: train this configuration first")
-            folder = dataset_folder(cfg, root=args.data_root)
-            claim_run(run_dir, cfg, data_folder=folder)
-        if summary_path.is_file() and not args.force:
-            print(f"already evaluated: {summary_path} (--force to redo)")
-            return 0
-        if test is None:
-            test = split_cases(cfg, cfg.data.test_list, folder=folder, check_files=True)
-        train_info = _read_json(run_dir / "train.json")
-        summary = evaluate(
-            cfg, run_dir=run_dir, test=test, train_info=train_info, progress=not args.quiet
-        )
-        m = summary["metrics"]
-        print(
-            f"{summary['run_id']}: Dice {m['dice']['mean']:.2f} % "
-            f"(95% CI {m['dice']['ci95'][0]:.2f}-{m['dice']['ci95'][1]:.2f}), "
-            f"HD95 {m['hd95']['mean']:.2f} {summary['units']['hd95']} "
-            f"({m['hd95']['n_nan']} undefined), {summary['cases']} cases"
-            + (" of SYNTHETIC data" if summary["data_kind"] == "synthetic" else "")
-            + f" -> {summary_path}"
-        )
+    outcome = run_config(
+        cfg,
+        runs_dir=args.runs_dir,
+        command=args.command,
+        root=args.data_root,
+        force=getattr(args, "force", False),
+        progress=not args.quiet,
+    )
+    if not outcome.is_main:  # under torchrun rank 0 alone reports
+        return 0
+    if outcome.trained:
+        print(f"trained {outcome.run_dir}")
+    if outcome.reused:
+        print(f"already evaluated: {outcome.summary_path} (--force to redo)")
+    elif outcome.summary is not None:
+        print(_result_line(outcome.summary, outcome.summary_path))
     return 0
 
 
-def _write_json(path: Path, data: dict) -> None:
-    from .data._io import write_text_atomic
-
-    write_text_atomic(path, json.dumps(data, indent=2) + "\n")
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
+def _result_line(summary: dict, path: Path) -> str:
+    m = summary["metrics"]
+    return (
+        f"{summary['run_id']}: Dice {m['dice']['mean']:.2f} % "
+        f"(95% CI {m['dice']['ci95'][0]:.2f}-{m['dice']['ci95'][1]:.2f}), "
+        f"HD95 {m['hd95']['mean']:.2f} {summary['units']['hd95']} "
+        f"({m['hd95']['n_nan']} undefined), {summary['cases']} cases"
+        + (" of SYNTHETIC data" if summary["data_kind"] == "synthetic" else "")
+        + f" -> {path}"
+    )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """What each table of the paper needs, as runs; finished runs are reused, missing ones trained.
 
 A run is (dataset, method preset + options, labeled count, scale, seed). Its id is a hash of the
-full configuration (``engine.evaluate.run_id``), so asking twice for the same table trains nothing
+full configuration (``engine.runs.run_id``), so asking twice for the same table trains nothing
 the second time and an interrupted run resumes. Notebooks call :func:`table_runs` then
 :func:`ensure`; they never train by hand.
 
@@ -16,6 +16,7 @@ import json
 import shutil
 import sys
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from .config import ConfigError
@@ -250,45 +251,34 @@ def ensure(
     device: str = "auto",
     progress: bool = True,
 ) -> list[RunResult]:
-    """Train and evaluate what is missing, reuse what is done; one result per spec, in order."""
-    from .engine.datasets import dataset_folder
-    from .engine.evaluate import evaluate
-    from .engine.runs import claim_run, release_unstarted, run_id
-    from .engine.trainer import train
+    """Train and evaluate what is missing, reuse what is done; one result per spec, in order.
+
+    Each run goes through ``engine.pipeline.run_config``, as ``python -m dycon run`` does, so a
+    run made here has the same files (``train.json`` included) as one made on the command line.
+    """
+    from .engine.pipeline import run_config
+    from .engine.runs import run_id
 
     results = []
     for i, spec in enumerate(specs, start=1):
         cfg = config_of(spec, device=device)
-        rid = run_id(cfg)
-        run_dir = Path(runs_dir) / rid
-        summary_path = run_dir / "summary.json"
-        folder = dataset_folder(cfg, root=root)
-        # Every listed case is checked before the folder is claimed, so bad data leaves none.
-        checked = None if summary_path.is_file() else _checked_cases(cfg, folder)
-        claim_run(run_dir, cfg, data_folder=folder)
-        if not summary_path.is_file():
-            # None: the claim moved a stale run aside
-            data, test = checked or _checked_cases(cfg, folder)
-            if progress:
-                print(f"[{i}/{len(specs)}] {rid}: training", file=sys.stderr, flush=True)
-            try:
-                info = train(cfg, data=data, run_dir=run_dir, progress=progress)
-            except BaseException:
-                release_unstarted(run_dir)  # kept if it holds a checkpoint to resume from
-                raise
-            evaluate(cfg, run_dir=run_dir, test=test, train_info=info, progress=False)
-        elif progress:
-            print(f"[{i}/{len(specs)}] {rid}: reused", file=sys.stderr, flush=True)
-        results.append(load_result(spec, run_dir))
+        line = f"[{i}/{len(specs)}] {run_id(cfg)}"
+        outcome = run_config(
+            cfg,
+            runs_dir=runs_dir,
+            root=root,
+            progress=progress,
+            eval_progress=False,
+            on_train=partial(_say, f"{line}: training") if progress else None,
+        )
+        if outcome.reused and progress:
+            _say(f"{line}: reused")
+        results.append(load_result(spec, outcome.run_dir))
     return results
 
 
-def _checked_cases(cfg, folder: Path):
-    """(training data, test split) of ``cfg``, every listed case's file header checked."""
-    from .engine.datasets import split_cases, train_data
-
-    test = split_cases(cfg, cfg.data.test_list, folder=folder, check_files=True)
-    return train_data(cfg, folder=folder), test
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
 
 
 def load_result(spec: RunSpec, run_dir: Path) -> RunResult:
