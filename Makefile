@@ -49,7 +49,8 @@ book: setup $(MATHJAX_DIR)/tex-chtml.js
 
 # make reproduce TABLE=N [SCALE=quick|smoke|paper] [DATASET=...] [SEEDS=1337,1338] [PERCENTS=5,10,20]
 #   [DEVICE=cpu]. PERCENTS defaults to the paper's at SCALE=paper and to the middle one otherwise.
-# Runs notebooks/tableN.ipynb with papermill into book/tables/ and results/tableN/, then prints
+# Runs notebooks/table.ipynb (one template, table=N) with papermill into book/tables/tableN.ipynb
+# and results/tableN/, then prints
 # the table. Without a prepared real dataset the embedded synthetic isles-sim stands in (a banner
 # says so). SCALE=paper follows the paper's protocol and needs a GPU (see book/intro.md).
 #

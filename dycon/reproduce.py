@@ -1,7 +1,9 @@
 """``make reproduce TABLE=N`` / ``FIG=name``: execute a table or figure notebook into the book.
 
-The template ``notebooks/tableN.ipynb`` (``notebooks/fig_<name>.ipynb``) runs with papermill and
-the given parameters into a temporary file beside ``book/tables/tableN.ipynb``
+One template, ``notebooks/table.ipynb``, serves the five tables: ``table_notebook`` keeps its
+introduction cell tagged ``table-N`` (dropping the other tables') and fills ``{table}`` in its
+prose, and papermill sets ``table = N``. It (or ``notebooks/fig_<name>.ipynb``) runs with the
+given parameters into a temporary file beside ``book/tables/tableN.ipynb``
 (``book/figures/<name>.ipynb``), which replaces the old page only when every cell succeeded: a
 failed run leaves the previous page and results as they were. The comparison (the figure's key
 numbers) is then printed. Each run's progress (step, loss, time left) goes to the terminal.
@@ -23,7 +25,7 @@ import time
 from pathlib import Path
 
 from .config import ConfigError, parse_assignment
-from .experiments import TABLES, check_table
+from .experiments import check_table
 from .figures import check_figure
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,7 +89,7 @@ def reproduce_table(
                 file=sys.stderr,
             )
     out_dir = ROOT / output_dir
-    final = _run_notebook(f"table{table}", out_dir / f"{page}.ipynb", parameters, progress)
+    final = _run_notebook("table", out_dir / f"{page}.ipynb", parameters, progress, table=table)
     _refresh_environment(str(Path(results_dir)), out_dir)
     return final
 
@@ -203,26 +205,56 @@ def _run_parameters(dataset, data_root, scale, seeds, device, runs_dir) -> dict:
     }
 
 
-def _run_notebook(stem: str, final: Path, parameters: dict, progress: bool) -> Path:
+def _run_notebook(
+    stem: str, final: Path, parameters: dict, progress: bool, *, table: int | None = None
+) -> Path:
     template = ROOT / "notebooks" / f"{stem}.ipynb"
     if not template.is_file():
         raise ConfigError(f"notebook template {str(template)!r} is missing; restore notebooks/")
     final.parent.mkdir(parents=True, exist_ok=True)
-    _execute(template, final, parameters, progress=progress)
+    _execute(template, final, parameters, progress=progress, table=table)
     return final
 
 
-def _execute(template: Path, final: Path, parameters: dict, *, progress: bool) -> None:
-    """papermill ``template`` into a temp file beside ``final``; rename only on success."""
+def table_notebook(template: Path, table: int):
+    """``template`` (``notebooks/table.ipynb``) as the notebook of ``table``: of the introduction
+    cells tagged ``table-M`` only ``table-N`` stays, and ``{table}`` in the prose becomes N (the
+    code reads the number from the ``table`` parameter papermill sets)."""
+    import nbformat
+
+    check_table(table)
+    nb = nbformat.read(template, as_version=4)
+    kept = []
+    for cell in nb.cells:
+        tags = cell.metadata.get("tags", [])
+        own = [t for t in tags if t.startswith("table-")]
+        if own and own != [f"table-{table}"]:
+            continue
+        cell.metadata["tags"] = [t for t in tags if t not in own]
+        if not cell.metadata["tags"]:
+            del cell.metadata["tags"]
+        if cell.cell_type == "markdown":
+            cell.source = cell.source.replace("{table}", str(table))
+        kept.append(cell)
+    nb.cells = kept
+    return nb
+
+
+def _execute(
+    template: Path, final: Path, parameters: dict, *, progress: bool, table: int | None = None
+) -> None:
+    """papermill ``template`` (for ``table`` if given, see ``table_notebook``) into a temp file
+    beside ``final``; rename only on success."""
     import papermill
 
+    source = str(template.relative_to(ROOT)) if table is None else table_notebook(template, table)
     tmp = final.with_name(f".{final.stem}.{os.getpid()}.ipynb")
     start = time.perf_counter()
     try:
         # The kernel's stderr (each run's progress bar: step, loss, time left) streams to this
         # terminal; papermill's own cell counter would only say "Executing: 11%".
         papermill.execute_notebook(
-            str(template.relative_to(ROOT)),
+            source,
             str(tmp.relative_to(ROOT)) if tmp.is_relative_to(ROOT) else str(tmp),
             parameters=parameters,
             kernel_name="python3",
@@ -238,13 +270,15 @@ def _execute(template: Path, final: Path, parameters: dict, *, progress: bool) -
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _finish(tmp, seconds=time.perf_counter() - start)
+    _finish(tmp, seconds=time.perf_counter() - start, template=template)
     os.replace(tmp, final)
 
 
-def _finish(path: Path, *, seconds: float) -> None:
-    """Fold the injected parameters away on the page and record the wall time."""
+def _finish(path: Path, *, seconds: float, template: Path) -> None:
+    """Fold the injected parameters away on the page and record the wall time and the template
+    (papermill records a notebook it was given in memory as the whole notebook)."""
     nb = json.loads(path.read_text())
+    nb["metadata"].setdefault("papermill", {})["input_path"] = str(template.relative_to(ROOT))
     for cell in nb["cells"]:
         tags = cell.get("metadata", {}).get("tags", [])
         if "injected-parameters" in tags and "hide-cell" not in tags:
@@ -276,10 +310,6 @@ def print_figure(name: str, results_dir: str | None) -> None:
 def _shown(path: Path) -> Path:
     """``path`` relative to the repository when inside it (an --output-dir may be elsewhere)."""
     return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
-
-
-def valid_tables() -> str:
-    return ", ".join(str(t) for t in TABLES)
 
 
 def main(args) -> int:

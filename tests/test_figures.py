@@ -150,6 +150,48 @@ def test_empty_lesions_give_nan_with_counts():
     json.dumps(figures.clean(numbers), allow_nan=False)  # NaN is written as null
 
 
+def _gradcam_panels(n: int) -> list[dict]:
+    shape, gt = (8, 8, 4), np.zeros((8, 8, 4), bool)
+    gt[2:5, 2:5, 1] = True
+    maps = {s: np.full(shape, 0.5) for s in (9, 45, 90)}
+    image = np.arange(256, dtype=float).reshape(shape)
+    return [
+        {"case": f"case{i}", "slice": 1, "image": image, "gt": gt, "maps": maps} for i in range(n)
+    ]
+
+
+def _two_logs(tmp_path: Path) -> dict[str, Path]:
+    logs = {}
+    for name, terms in (("DyCON", ("sup", "uncl", "fecl")), ("MT", ("sup", "consistency"))):
+        lines = [{"step": s, "loss": 1.0 / s, **{t: 0.5 / s for t in terms}} for s in (1, 2, 3)]
+        lines[-1]["val_dice"] = 40.0
+        logs[name] = tmp_path / f"{name}.jsonl"
+        logs[name].write_text("".join(json.dumps(x) + "\n" for x in lines))
+    return logs
+
+
+@pytest.mark.parametrize(
+    ("name", "width_in"),
+    [("curves", 6.8), ("gradcam", 6.8)],  # the 676 px column, unscaled at about 100 px/in
+)
+def test_figure_text_is_at_least_10_pt_at_the_column_width(name, width_in, tmp_path):
+    """6 px labels (110 dpi PNGs shrunk to half in the column) were unreadable: the figures are
+    drawn at the column's width, so a font size in points is what the reader sees."""
+    from matplotlib.text import Text
+
+    from dycon.analysis import plot_curves
+
+    if name == "curves":
+        fig = plot_curves(_two_logs(tmp_path))
+    else:
+        fig = figures.plot_gradcam(_gradcam_panels(3), [9, 45, 90], 90)
+    assert fig.get_size_inches()[0] == pytest.approx(width_in)
+    texts = [t for t in fig.findobj(Text) if t.get_text().strip() and t.get_visible()]
+    assert texts
+    small = [(t.get_text(), t.get_fontsize()) for t in texts if t.get_fontsize() < 10]
+    assert not small
+
+
 def _png(path: Path) -> tuple[int, int]:
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR", path
@@ -161,7 +203,7 @@ def _expected(name: str, numbers: dict) -> dict[str, tuple[float, float]]:
     if name == "lesion-size":
         return {"lesion_size_bins.png": (6.8, 7.6), "lesion_size_cases.png": (6.8, 3.6)}
     if name == "curves":
-        return {"curves.png": (6.8, 3.6)}
+        return {"curves.png": (6.8, 4.0)}
     rows = len(numbers["cases"])
     if name == "gradcam":  # image + 3 snapshots, 1.55 in each, 0.6 in for the colour bar
         return {"gradcam.png": (1.55 * 4 + 0.6, 1.55 * rows)}

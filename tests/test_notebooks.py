@@ -1,4 +1,5 @@
-"""Every table notebook runs under papermill at the smoke scale on isles-sim `tiny`."""
+"""The one table template (notebooks/table.ipynb) makes each of the five table pages, and each
+runs under papermill at the smoke scale on isles-sim `tiny`."""
 
 import json
 import subprocess
@@ -6,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from dycon.reproduce import page_for, reproduce_table
+from dycon.config import ConfigError
+from dycon.reproduce import page_for, reproduce_table, table_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 # A few rows per table keep the suite fast; each notebook still runs every cell.
@@ -18,6 +20,42 @@ PERCENTS = {1: [10], 2: [20], 3: [20], 4: [10], 5: [10]}  # one labeled case of 
 @pytest.fixture(scope="module")
 def tiny_root(tiny_data):
     return tiny_data
+
+
+TEMPLATE = ROOT / "notebooks" / "table.ipynb"
+
+
+@pytest.mark.parametrize(
+    ("table", "title"),
+    [
+        (1, "# Table 1 — ISLES'22"),
+        (2, "# Table 2 — BraTS'19"),
+        (3, "# Table 3 — Pancreas-CT"),
+        (4, "# Table 4 — Left atrium"),
+        (5, "# Table 5 — Ablation"),
+    ],
+)
+def test_the_template_makes_each_tables_notebook(table, title):
+    nb = table_notebook(TEMPLATE, table)
+    prose = [c.source for c in nb.cells if c.cell_type == "markdown"]
+    assert prose[0].startswith(title)
+    assert sum(p.startswith("# Table") for p in prose) == 1  # the other tables' intros dropped
+    text = "\n".join(prose)
+    assert "{table}" not in text
+    assert f"make reproduce TABLE={table}" in text and f"results/table{table}/" in text
+    assert not any(t.startswith("table-") for c in nb.cells for t in c.metadata.get("tags", []))
+    params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    assert "table = 1" in params.source  # papermill injects the number after this cell
+
+
+def test_the_template_refuses_a_table_the_paper_lacks():
+    with pytest.raises(ConfigError, match="table"):
+        table_notebook(TEMPLATE, 9)
+
+
+def test_one_template_for_the_five_tables():
+    assert TEMPLATE.is_file()
+    assert not list(TEMPLATE.parent.glob("table[0-9]*.ipynb"))  # no per-table copy to drift
 
 
 @pytest.mark.slow
@@ -38,6 +76,8 @@ def test_table_notebook_runs_at_smoke_scale(table, tiny_root, tmp_path):
     )
     assert out == tmp_path / "book" / f"table{table}.ipynb"
     nb = json.loads(out.read_text())
+    assert nb["metadata"]["papermill"]["input_path"] == "notebooks/table.ipynb"
+    assert nb["cells"][0]["source"].startswith(f"# Table {table}")
     outputs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
     html = "".join("".join(o.get("data", {}).get("text/html", "")) for o in outputs)
     text = "".join("".join(o.get("data", {}).get("text/markdown", "")) for o in outputs)

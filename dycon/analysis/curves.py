@@ -121,7 +121,7 @@ def plot_curves(
     weighted: bool = False,
     smooth: float = 0.0,
     log_y: bool = False,
-    figsize: tuple[float, float] = (6.8, 3.6),  # the book column: legible unscaled
+    figsize: tuple[float, float] = (6.8, 4.0),  # the book column: 10 pt text legible unscaled
 ):
     """Loss terms (left) and validation Dice (right) vs iteration for runs such as DyCON vs MT.
 
@@ -172,10 +172,11 @@ def plot_curves(
         Line2D([], [], color="0.3", ls=styles[r % len(styles)], label=lg.name)
         for r, lg in enumerate(logs)
     ]
-    ax_loss.legend(handles=handles, fontsize="small", ncol=2)
+    # below both axes at 10 pt (legible at the column width) instead of over the loss curves
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 5))
     ax_val.set(xlabel="iteration", ylabel="validation Dice (%)", title="validation Dice")
     if any(lg.val_steps.size for lg in logs):
-        ax_val.legend(fontsize="small")
+        ax_val.legend()
     else:
         ax_val.text(
             0.5,

@@ -140,8 +140,8 @@ def plot_gradcam(panels: list[dict], steps: Sequence[int], iterations: int, *, s
             ax.set_yticks([])
             if r == 0:
                 title = "image + lesion" if c == 0 else step_title(steps[c - 1], iterations)
-                ax.set_title(title, fontsize="small")
-        axes[r][0].set_ylabel(f"{p['case']}\nslice {p['slice']}", fontsize="small")
+                ax.set_title(title, fontsize=10)  # >= 10 pt: legible at the column width
+        axes[r][0].set_ylabel(f"{p['case']}\nslice {p['slice']}", fontsize=10)
     fig.colorbar(image, ax=axes, shrink=0.8, label="Grad-CAM")
     return fig
 
