@@ -196,6 +196,18 @@ def _fail(key: str, value: Any, allowed: str, fix: str = "") -> ConfigError:
     return ConfigError(f"{key}={shown!r} is not allowed: it must be {allowed}; {fix}")
 
 
+def _validate_method(method: dict) -> None:
+    """The method's numeric fields and the pairs that bound each other (beta, AC-MT's ramp)."""
+    for name, (test, allowed) in METHOD_RULES.items():
+        value = method.get(name)
+        if isinstance(value, int | float) and not isinstance(value, bool) and not test(value):
+            raise _fail(f"method.{name}", value, allowed)
+    for low, high in (("beta_min", "beta_max"), ("threshold_start", "threshold_end")):
+        pair = (method.get(low), method.get(high))
+        if None not in pair and pair[0] > pair[1]:
+            raise _fail(f"method.{low}", pair[0], f"at most method.{high}={pair[1]}")
+
+
 def validate(cfg: ExperimentConfig) -> None:
     """Check every value's range and the values that constrain each other.
 
@@ -206,16 +218,7 @@ def validate(cfg: ExperimentConfig) -> None:
         value = _value(cfg, key)
         if not test(value):
             raise _fail(key, value, allowed)
-    for name, (test, allowed) in METHOD_RULES.items():
-        value = cfg.method.get(name)
-        if isinstance(value, int | float) and not isinstance(value, bool) and not test(value):
-            raise _fail(f"method.{name}", value, allowed)
-    beta = (cfg.method.get("beta_min"), cfg.method.get("beta_max"))
-    if None not in beta and beta[0] > beta[1]:
-        raise _fail("method.beta_min", beta[0], f"at most method.beta_max={beta[1]}")
-    ramp = (cfg.method.get("threshold_start"), cfg.method.get("threshold_end"))
-    if None not in ramp and ramp[0] > ramp[1]:
-        raise _fail("method.threshold_start", ramp[0], f"at most method.threshold_end={ramp[1]}")
+    _validate_method(cfg.method)
     d, m = cfg.data, cfg.model
     if d.labeled_batch_size >= d.batch_size:
         raise _fail(
