@@ -111,7 +111,7 @@ def test_plot_curves_two_runs(runs, tmp_path):
     assert read_log(mt).name == "mt"  # a log not called log.jsonl is named by its stem
     fig.savefig(tmp_path / "curves.png", dpi=50)
     png = imread(tmp_path / "curves.png")
-    assert png.shape[:2] == (round(3.8 * 50), round(11.0 * 50))
+    assert png.shape[:2] == (round(4.0 * 50), round(6.8 * 50))  # sized for the 676 px column
 
 
 def overlay_case():
