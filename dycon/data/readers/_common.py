@@ -6,7 +6,8 @@ Every failure is a one-line ``DataError`` that names the file and the fix; nothi
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import h5py
@@ -55,17 +56,23 @@ def read_h5(path: Path, keys: Iterable[str]) -> tuple[dict[str, np.ndarray], dic
             missing (the message lists the keys found).
     """
     keys = tuple(keys)
+    with _open_h5(path, keys) as f:
+        return {k: f[k][()] for k in keys}, dict(f.attrs)
+
+
+@contextmanager
+def _open_h5(path: Path, keys: tuple[str, ...]) -> Iterator[h5py.File]:
+    """An h5 file open for reading that holds every dataset in ``keys``; any failure to open or
+    read it inside the ``with`` block is a DataError naming the file."""
     try:
         with h5py.File(path, "r") as f:
-            found = sorted(f.keys())
             missing = [k for k in keys if not isinstance(f.get(k), h5py.Dataset)]
             if missing:
                 raise DataError(
-                    f"{str(path)!r}: missing key(s) {missing} (found {found}); the file is not in "
-                    f"the expected format: {REPREPARE}"
+                    f"{str(path)!r}: missing key(s) {missing} (found {sorted(f.keys())}); the "
+                    f"file is not in the expected format: {REPREPARE}"
                 )
-            arrays = {k: f[k][()] for k in keys}
-            attrs = dict(f.attrs)
+            yield f
     except DataError:
         raise
     except (OSError, RuntimeError, ValueError, TypeError, KeyError) as exc:
@@ -74,7 +81,6 @@ def read_h5(path: Path, keys: Iterable[str]) -> tuple[dict[str, np.ndarray], dic
             f"{str(path)!r}: cannot read HDF5 file, truncated or corrupt ({one_line(exc)}); "
             f"{REPREPARE}"
         ) from exc
-    return arrays, attrs
 
 
 def spacing_from_attrs(
@@ -192,26 +198,11 @@ def check_h5_header(
     Cheap enough to run on every listed case before training, so that a missing or corrupt case
     fails at once rather than when a long run first samples it.
     """
-    try:
-        with h5py.File(path, "r") as f:
-            found = sorted(f.keys())
-            missing = [k for k in ("image", label_key) if not isinstance(f.get(k), h5py.Dataset)]
-            if missing:
-                raise DataError(
-                    f"{str(path)!r}: missing key(s) {missing} (found {found}); the file is not in "
-                    f"the expected format: {REPREPARE}"
-                )
-            image, label = f["image"], f[label_key]
-            image_shape, label_shape = tuple(image.shape), tuple(label.shape)
-            kinds = {"image": image.dtype, label_key: label.dtype}
-            attrs = dict(f.attrs)
-    except DataError:
-        raise
-    except (OSError, RuntimeError, ValueError, TypeError, KeyError) as exc:
-        raise DataError(
-            f"{str(path)!r}: cannot read HDF5 file, truncated or corrupt ({one_line(exc)}); "
-            f"{REPREPARE}"
-        ) from exc
+    with _open_h5(path, ("image", label_key)) as f:
+        image, label = f["image"], f[label_key]
+        image_shape, label_shape = tuple(image.shape), tuple(label.shape)
+        kinds = {"image": image.dtype, label_key: label.dtype}
+        attrs = dict(f.attrs)
     for key, dtype in kinds.items():
         if dtype.kind not in "biuf":
             raise DataError(f"{str(path)!r}: {key} has dtype {dtype}, not numeric; {REPREPARE}")
