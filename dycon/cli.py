@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from .config import ConfigError, parse_assignment, to_dict
+from .config import ConfigError, available, parse_assignment, to_dict
 from .data.volume import DataError
 
 DATASETS = ("isles-sim", "isles22", "brats19", "pancreas", "la")
@@ -19,8 +19,6 @@ DATASETS = ("isles-sim", "isles22", "brats19", "pancreas", "la")
 
 def _presets(kind: str, sep: str = ", ") -> str:
     """The presets of ``kind`` shipped in ``dycon/configs``, for a help text."""
-    from .engine.presets import available
-
     return sep.join(available(kind))
 
 

@@ -12,6 +12,7 @@ import difflib
 import hashlib
 import json
 import types
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
@@ -107,6 +108,18 @@ def load_config(
     """Defaults of ``cls``, then the YAML file at ``path`` (if any), then ``overrides``."""
     data = {} if path is None else read_yaml_mapping(path)
     return apply_overrides(from_dict(cls, data, where=""), list(overrides))
+
+
+def available(kind: str) -> list[str]:
+    """The preset names of ``kind`` (datasets, methods, scales) shipped in ``dycon/configs``.
+
+    Here, not in ``engine.presets``, so that the command line can list them in its help texts
+    without importing torch.
+    """
+    folder = resources.files("dycon") / "configs" / kind
+    return sorted(
+        p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml")
+    )
 
 
 def read_yaml_mapping(path: str | Path, *, what: str = "config") -> dict[str, Any]:

@@ -13,16 +13,9 @@ from pathlib import Path
 
 import yaml
 
-from ..config import ConfigError, apply_overrides, from_dict, read_yaml_mapping
+from ..config import ConfigError, apply_overrides, available, from_dict, read_yaml_mapping
 from ..methods import METHODS
 from .schema import ExperimentConfig, normalise
-
-
-def available(kind: str) -> list[str]:
-    folder = resources.files("dycon") / "configs" / kind
-    return sorted(
-        p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml")
-    )
 
 
 def preset(kind: str, name: str) -> dict:
