@@ -145,11 +145,11 @@ def write_handout_table(doc: dict) -> None:
     """The handout page's table (``book/teaching/timings.md``, included there), from the record."""
     machine = doc["machine"]
     lines = [
-        "| lesson | page | wall-clock (min) | CPU time (min) | load at start | data |",
+        "| lesson | page | wall-clock (s) | CPU time (s) | load at start | data |",
         "|---|---|---|---|---|---|",
         *(
             f"| {r['lesson']} | {{doc}}`{r['page'].rsplit('/', 1)[1]}` "
-            f"| {r['seconds'] / 60:.1f} | {r['cpu_seconds'] / 60:.1f} "
+            f"| {r['seconds']:.0f} | {r['cpu_seconds']:.0f} "
             f"| {_one_decimal(r['load_average_at_start'])} | {_short(r['data'])} |"
             for r in doc["lessons"]
         ),
@@ -163,6 +163,13 @@ def write_handout_table(doc: dict) -> None:
     tmp = path.with_suffix(".md.tmp")
     tmp.write_text("\n".join(lines))
     os.replace(tmp, path)
+
+
+def refresh_environment_page() -> None:
+    """The environment page shows the lesson timings too: re-execute it from the records."""
+    from dycon.reproduce import refresh_environment
+
+    refresh_environment(str(ROOT / "results" / "teaching"), ROOT / "book" / "teaching")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -214,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         }
     if rows and not parameters and not args.no_timings:
         record(rows, machine)
+        refresh_environment_page()
     return 0
 
 

@@ -90,7 +90,7 @@ def reproduce_table(
             )
     out_dir = ROOT / output_dir
     final = _run_notebook("table", out_dir / f"{page}.ipynb", parameters, progress, table=table)
-    _refresh_environment(str(Path(results_dir)), out_dir)
+    refresh_environment(str(Path(results_dir)), out_dir)
     return final
 
 
@@ -174,11 +174,11 @@ def reproduce_figure(
     }
     final = ROOT / output_dir / f"{name}.ipynb"
     _run_notebook(f"fig_{name.replace('-', '_')}", final, parameters, progress)
-    _refresh_environment(parameters["results_dir"], final.parent)
+    refresh_environment(parameters["results_dir"], final.parent)
     return final
 
 
-def _refresh_environment(results_dir: str, out_dir: Path) -> None:
+def refresh_environment(results_dir: str, out_dir: Path) -> None:
     """The environment page (versions, hardware, time of each page) follows every table and
     figure: it reads the records beside ``results_dir`` and goes beside ``out_dir``."""
     env = ROOT / "notebooks" / "environment.ipynb"

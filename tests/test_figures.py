@@ -281,7 +281,7 @@ def test_figure_notebook_runs_at_smoke_scale(name, tiny_root, runs_dir, tmp_path
 
 
 def test_environment_page_lists_the_figures(tmp_path):
-    from dycon.reproduce import _refresh_environment
+    from dycon.reproduce import refresh_environment
 
     record = {
         "figure": "curves",
@@ -292,7 +292,7 @@ def test_environment_page_lists_the_figures(tmp_path):
     }
     (tmp_path / "results" / "fig-curves").mkdir(parents=True)
     (tmp_path / "results" / "fig-curves" / "figure.json").write_text(json.dumps(record))
-    _refresh_environment(str(tmp_path / "results" / "fig-curves"), tmp_path / "book" / "figures")
+    refresh_environment(str(tmp_path / "results" / "fig-curves"), tmp_path / "book" / "figures")
     nb = json.loads((tmp_path / "book" / "environment.ipynb").read_text())
     outputs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
     html = "".join("".join(o.get("data", {}).get("text/html", "")) for o in outputs)
