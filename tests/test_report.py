@@ -179,3 +179,17 @@ def test_a_data_note_asking_for_a_label_names_the_data():
     note = "not the upstream resolution: write 'LA, 2x downsampled' next to every number from it"
     assert report.page_glue(4, runs, notes=[note])["t4_data"] == "LA, 2x downsampled (real)"
     assert report.page_glue(4, runs)["t4_data"] == "la (real)"
+
+
+def test_plot_jitter_is_the_same_on_every_render_and_leaves_numpy_state_alone():
+    import numpy as np
+
+    runs = [_result("DyCON", 5, seed, [60.0 + seed, 62.0]) for seed in (1, 2, 3)]
+    rows = report.compare(1, runs)
+    np.random.seed(123)
+    expected_next = np.random.random()
+    np.random.seed(123)
+    first = report.png(report.plot(1, rows, runs))
+    assert np.random.random() == expected_next  # the caller's generator is untouched
+    np.random.random()  # a different global state before the second render
+    assert report.png(report.plot(1, rows, runs)) == first
