@@ -44,8 +44,9 @@ from _machine import machine_info  # noqa: E402
 
 TABLE = 4
 SUPERVISED = "Supervised (labeled only)"
-BASELINES = (SUPERVISED, "UA-MT")
+BASELINES = (SUPERVISED, "UA-MT", "DTC", "AC-MT")  # DyCON is paired with each
 COLLAPSE_SHARE = 0.5  # empty predictions on at least this share of test cases
+PAGE = "book/tables/table4-cpu.ipynb"
 KEPT_FILES = ("summary.json", "per_case.csv", "config.yaml", "log.jsonl")
 
 
@@ -73,8 +74,11 @@ def paper_margins() -> dict[tuple[int, str, str], float]:
     dice = {(round(r["labeled_pct"]), r["method"]): r["dice"] for r in paper_rows(TABLE)}
     out = {}
     for (pct, method), value in dice.items():
-        if method.startswith("DyCON") and (pct, "UA-MT") in dice and value is not None:
-            out[(pct, method, "UA-MT")] = round(value - dice[(pct, "UA-MT")], 2)
+        if not method.startswith("DyCON") or value is None:
+            continue
+        for (p, other), theirs in dice.items():
+            if p == pct and other in BASELINES[1:] and theirs is not None:
+                out[(pct, method, other)] = round(value - theirs, 2)
     return out
 
 
@@ -123,60 +127,49 @@ def per_method(runs: list[dict]) -> list[dict]:
 
 
 def paired(runs: list[dict], margins: dict, smallest: float) -> list[dict]:
-    """Each row minus supervised-only, and each DyCON row minus each baseline, per fraction."""
-    from dycon.metrics import paired_bootstrap
+    """Each row minus supervised-only, and each DyCON row minus each baseline, per fraction
+    (``dycon.claims.paired_claims``: the book page computes the same from the same runs)."""
+    from dycon.claims import paired_claims
 
-    by = {(r["row"], r["percent"], r["seed"]): r for r in runs}
     rows = list(dict.fromkeys(r["row"] for r in runs))
+    pairs = [
+        (pct, a, b)
+        for pct in sorted({r["percent"] for r in runs})
+        for a in rows
+        for b in BASELINES
+        if a != b and b in rows and (b == SUPERVISED or a.startswith("DyCON"))
+    ]
     out = []
-    for pct in sorted({r["percent"] for r in runs}):
-        for a in (row for row in rows if row != SUPERVISED):
-            for b in BASELINES:
-                if a == b or (b == "UA-MT" and not a.startswith("DyCON")):
-                    continue
-                seeds = sorted(
-                    s for (row, p, s) in by if row == a and p == pct and (b, pct, s) in by
-                )
-                bad = [
-                    s for s in seeds if by[(a, pct, s)]["collapsed"] or by[(b, pct, s)]["collapsed"]
-                ]
-                use = [s for s in seeds if s not in bad]
-                if not use:
-                    continue
-                cases = sorted(by[(a, pct, use[0])]["dice_per_case"])
-                sa = [[by[(a, pct, s)]["dice_per_case"][c] for c in cases] for s in use]
-                sb = [[by[(b, pct, s)]["dice_per_case"][c] for c in cases] for s in use]
-                ci = paired_bootstrap(sa, sb)  # (seeds, cases) each
-                low, high = round(ci.low, 2), round(ci.high, 2)
-                width = high - low
-                per_seed = [
-                    statistics.fmean(x) - statistics.fmean(y) for x, y in zip(sa, sb, strict=True)
-                ]
-                out.append(
-                    {
-                        "percent": pct,
-                        "a": a,
-                        "b": b,
-                        "seeds": use,
-                        "collapsed_seeds_left_out": bad,
-                        "n_cases": ci.n_cases,
-                        "mean_difference": round(ci.mean, 2),
-                        "ci95": [low, high],
-                        "ci_width": round(width, 2),
-                        "difference_per_seed": [round(d, 2) for d in per_seed],
-                        "seed_sd_of_difference": round(statistics.stdev(per_seed), 2)
-                        if len(per_seed) > 1
-                        else None,
-                        "excludes_zero": low > 0 or high < 0,
-                        "paper_margin": margins.get((pct, a, b)),
-                        "smallest_paper_margin": smallest,
-                        "ci_narrower_than_smallest_margin": width < smallest,
-                        # width ~ 1/sqrt(seeds) when seed spread dominates: an estimate only
-                        "seeds_for_smallest_margin": math.ceil(len(use) * (width / smallest) ** 2)
-                        if len(use) > 1
-                        else None,
-                    }
-                )
+    for c in paired_claims(runs, pairs=pairs, margins=margins):
+        low, high = (round(x, 2) for x in c["ci95"])
+        var = c["variance"]  # None with one seed: the seed spread is not identified
+        need = var.seeds_for_width(smallest) if var else None
+        floor_note = "none: below the case floor"
+        out.append(
+            {
+                "percent": c["percent"],
+                "a": c["a"],
+                "b": c["b"],
+                "seeds": c["seeds"],
+                "collapsed_seeds_left_out": c["collapsed_seeds_left_out"],
+                "n_cases": c["n_cases"],
+                "mean_difference": round(c["difference"], 2),
+                "ci95": [low, high],
+                "ci_width": round(high - low, 2),
+                "difference_per_seed": [round(d, 2) for d in c["difference_per_seed"]],
+                "seed_sd_of_difference": round(math.sqrt(var.seed), 2) if var else None,
+                "excludes_zero": low > 0 or high < 0,
+                "paper_margin": c["paper_margin"],
+                "verdict": c["verdict"].verdict if c["verdict"] else None,
+                "smallest_paper_margin": smallest,
+                "ci_narrower_than_smallest_margin": high - low < smallest,
+                # the test cases' spread sets a floor no number of seeds removes
+                "ci_width_floor_any_seeds": round(var.ci_width(math.inf), 2) if var else None,
+                "seeds_for_smallest_margin": (
+                    None if var is None else (floor_note if need is None else need)
+                ),
+            }
+        )
     return out
 
 
@@ -209,6 +202,23 @@ def write_outputs(report: dict, out: Path) -> None:
     write_text_atomic(out.with_name(out.stem + "-paired.csv"), _csv(report["paired"]))
 
 
+def render_page(record: Path, page: Path) -> int:
+    """Execute ``notebooks/cpu_scale.ipynb`` on ``record`` into ``page`` (replaced on success)."""
+    from dycon.reproduce import render_page as render
+
+    if not record.is_file():
+        print(f"error: {record} does not exist; run the bench first", file=sys.stderr)
+        return 2
+    try:
+        shown = record.relative_to(ROOT) if record.is_relative_to(ROOT) else record
+        render(ROOT / "notebooks" / "cpu_scale.ipynb", page, {"record_path": str(shown)})
+    except RuntimeError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {page.relative_to(ROOT) if page.is_relative_to(ROOT) else page}", flush=True)
+    return 0
+
+
 def _csv(rows: list[dict], *, drop: tuple[str, ...] = ()) -> str:
     import pandas as pd
 
@@ -224,10 +234,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--percents", default="5,10", help="labeled %% of the 80 train cases")
     parser.add_argument("--rows", help="comma-separated row labels or presets (default: all)")
     parser.add_argument("--scale", default="cpu")
-    parser.add_argument("--data-root", required=True, help="holds la/ prepared --downsample 4")
+    parser.add_argument("--data-root", help="holds la/ prepared --downsample 4 (for training)")
     parser.add_argument("--runs-dir", default="results/runs")
     parser.add_argument("--out", default="results/bench/cpu_scale-cpu.json")
+    parser.add_argument("--page", default=PAGE, help="the book page rendered from --out")
+    parser.add_argument(
+        "--page-only", action="store_true", help="render the page from --out; train nothing"
+    )
     args = parser.parse_args(argv)
+    if args.page_only:
+        return render_page(ROOT / args.out, ROOT / args.page)
+    if not args.data_root:
+        parser.error("--data-root is required to train (or give --page-only)")
     import torch
 
     from dycon.config import ConfigError
@@ -317,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
             runs=runs,
         )
         write_outputs(report, out)
+        render_page(out, ROOT / args.page)
     for p in report.get("paired", []):
         print(
             f"{p['percent']:2d} % {p['a']} - {p['b']}: {p['mean_difference']:+.2f} "

@@ -274,6 +274,13 @@ def _execute(
     os.replace(tmp, final)
 
 
+def render_page(template: Path, page: Path, parameters: dict) -> None:
+    """Execute a page template (cwd: the repository root) into ``page``, replaced only when
+    every cell succeeded (a failed cell raises ``RuntimeError`` naming it)."""
+    page.parent.mkdir(parents=True, exist_ok=True)
+    _execute(template, page, parameters, progress=False)
+
+
 def _finish(path: Path, *, seconds: float, template: Path) -> None:
     """Fold the injected parameters away on the page and record the wall time and the template
     (papermill records a notebook it was given in memory as the whole notebook)."""

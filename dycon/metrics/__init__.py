@@ -13,12 +13,14 @@ from .case import CONVENTIONS, case_metrics, image_diagonal
 from .lesions import LesionTable, lesion_table
 from .overlap import dice, iou
 from .surface import asd, hd95, surface_distances
+from .variance import PairedVariance, paired_variance
 
 __all__ = [
     "CONVENTIONS",
     "LesionTable",
     "MeanCI",
     "PairedCI",
+    "PairedVariance",
     "as_mask",
     "asd",
     "case_metrics",
@@ -30,5 +32,6 @@ __all__ = [
     "lesion_table",
     "mean_ci",
     "paired_bootstrap",
+    "paired_variance",
     "surface_distances",
 ]
