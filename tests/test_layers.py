@@ -88,7 +88,7 @@ RANK = {
     "engine": 4,
     "analysis": 5,
     "experiments": 6,
-    "report": 7,
+    **dict.fromkeys(("report", "claims"), 7),
     "figures": 8,
     "reproduce": 9,
     "cli": 10,
