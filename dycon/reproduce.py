@@ -183,7 +183,8 @@ def refresh_environment(results_dir: str, out_dir: Path) -> None:
     figure: it reads the records beside ``results_dir`` and goes beside ``out_dir``."""
     env = ROOT / "notebooks" / "environment.ipynb"
     if env.is_file():
-        results_root = str(Path(results_dir).parent)
+        # the page records its parameters: no path of this machine in a committed page
+        results_root = str(repo_relative(Path(results_dir).parent))
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         _execute(
             env,
@@ -314,7 +315,7 @@ def print_figure(name: str, results_dir: str | None) -> None:
     print((folder / "summary.md").read_text(), end="")
 
 
-def _shown(path: Path) -> Path:
+def repo_relative(path: Path) -> Path:
     """``path`` relative to the repository when inside it (an --output-dir may be elsewhere)."""
     return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
 
@@ -333,7 +334,7 @@ def main(args) -> int:
         **_common_options(args),
     )
     print_comparison(table, args.results_dir or f"results/{final.stem}")
-    print(f"executed notebook: {_shown(final)}", file=sys.stderr)
+    print(f"executed notebook: {repo_relative(final)}", file=sys.stderr)
     return 0
 
 
@@ -348,7 +349,7 @@ def _main_figure(args) -> int:
         **_common_options(args),
     )
     print_figure(args.fig, args.results_dir)
-    print(f"executed notebook: {_shown(final)}", file=sys.stderr)
+    print(f"executed notebook: {repo_relative(final)}", file=sys.stderr)
     return 0
 
 
