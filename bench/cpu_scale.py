@@ -76,9 +76,9 @@ def paper_margins() -> dict[tuple[int, str, str], float]:
     for (pct, method), value in dice.items():
         if not method.startswith("DyCON") or value is None:
             continue
-        for (p, other), theirs in dice.items():
-            if p == pct and other in BASELINES[1:] and theirs is not None:
-                out[(pct, method, other)] = round(value - theirs, 2)
+        for other in BASELINES[1:]:
+            if dice.get((pct, other)) is not None:
+                out[(pct, method, other)] = round(value - dice[(pct, other)], 2)
     return out
 
 
@@ -205,17 +205,18 @@ def write_outputs(report: dict, out: Path) -> None:
 def render_page(record: Path, page: Path) -> int:
     """Execute ``notebooks/cpu_scale.ipynb`` on ``record`` into ``page`` (replaced on success)."""
     from dycon.reproduce import render_page as render
+    from dycon.reproduce import repo_relative
 
     if not record.is_file():
         print(f"error: {record} does not exist; run the bench first", file=sys.stderr)
         return 2
     try:
-        shown = record.relative_to(ROOT) if record.is_relative_to(ROOT) else record
-        render(ROOT / "notebooks" / "cpu_scale.ipynb", page, {"record_path": str(shown)})
+        template = ROOT / "notebooks" / "cpu_scale.ipynb"
+        render(template, page, {"record_path": str(repo_relative(record))})
     except RuntimeError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"wrote {page.relative_to(ROOT) if page.is_relative_to(ROOT) else page}", flush=True)
+    print(f"wrote {repo_relative(page)}", flush=True)
     return 0
 
 
@@ -317,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
             report["failed_runs"] = failed
             write_outputs({**report, "runs": runs, "paired": report.get("paired", [])}, out)
             continue
+        trained = not (kept / result.run_dir.name / "summary.json").is_file()
         keep_run(result.run_dir, kept)
         runs.append(run_record(result))
         r = runs[-1]
@@ -335,7 +337,9 @@ def main(argv: list[str] | None = None) -> int:
             runs=runs,
         )
         write_outputs(report, out)
-        render_page(out, ROOT / args.page)
+        if trained:  # while a resume walks the kept runs, the page would show a partial record
+            render_page(out, ROOT / args.page)
+    render_page(out, ROOT / args.page)
     for p in report.get("paired", []):
         print(
             f"{p['percent']:2d} % {p['a']} - {p['b']}: {p['mean_difference']:+.2f} "

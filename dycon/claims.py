@@ -95,6 +95,7 @@ def paired_claims(runs: list[dict], *, pairs, margins: dict) -> list[dict]:
         if not seeds:
             continue
         diff = paired_differences(runs, a=a, b=b, percent=percent, seeds=seeds)  # (S, N)
+        # the bootstrap resamples a - b; handing it the differences against zeros is the same
         ci = paired_bootstrap(diff, [[0.0] * len(diff[0])] * len(seeds))
         margin = margins.get((percent, a, b))
         var = paired_variance(diff) if len(seeds) > 1 else None
