@@ -372,55 +372,58 @@ def plot(
     points = per_run_frame(table, results, metric)
     points["run"] = points["collapsed"].map({False: "one run (seed)", True: "collapsed run"})
     order = list(dict.fromkeys(r["label"] for r in ran))
-    sns.set_theme(style="whitegrid", context="paper", font_scale=1.1)
-    fig, ax = plt.subplots(figsize=(6.8, 0.45 * len(ran) + 1.4), layout="constrained")
-    for y, r in enumerate(ran):
-        mean, ci = r[f"ours_{metric}"], r[f"ours_{metric}_ci"]
-        if mean is not None:  # the pooled CI is over cases and seeds, not seaborn's over points
-            ax.errorbar(
-                mean,
-                y,
-                xerr=[[mean - ci[0]], [ci[1] - mean]],
-                fmt="s",
-                color="#3b75af",
-                capsize=4,
-                label="ours: mean, 95 % CI" if y == 0 else None,
-            )
-        if r[f"delta_{metric}"] is not None:
-            ax.plot(
-                r[f"paper_{metric}"], y, "D", color="#444444", label="paper" if y == 0 else None
-            )
-    # seaborn jitters with numpy's global generator: a fixed seed keeps a re-rendered page's
-    # figure identical to the committed one, and the caller's random state is given back
-    random_state = np.random.get_state()  # noqa: NPY002 (seaborn draws from it)
-    np.random.seed(0)  # noqa: NPY002
-    sns.stripplot(
-        data=points,
-        x=metric,
-        y="row",
-        order=order,
-        hue="run",
-        palette={"one run (seed)": "#7aa6d6", "collapsed run": "#c0392b"},
-        marker="o",
-        size=6,
-        jitter=0.15,
-        ax=ax,
-        legend=True,
-    )
-    np.random.set_state(random_state)  # noqa: NPY002
-    ax.set_yticks(range(len(order)), order)
-    ax.set_xlabel(LABELS[metric])
-    ax.set_ylabel("")
-    facts = page_glue(table, results, notes=notes)
-    ax.set_title(  # the data source on the figure itself, which travels without the page
-        f"Table {table}: {facts[f't{table}_data']}, {facts[f't{table}_scale']} scale, "
-        f"{facts[f't{table}_seeds']} seed(s)",
-        fontsize=10,
-        pad=24,
-    )
-    # above the axes: inside, it hides points at either end of the scale
-    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, fontsize=10, frameon=False)
-    return fig
+    # set_theme writes matplotlib's global rcParams: the context gives them back, so the
+    # theme styles this figure only and not the next one drawn in the same process
+    with plt.rc_context():
+        sns.set_theme(style="whitegrid", context="paper", font_scale=1.1)
+        fig, ax = plt.subplots(figsize=(6.8, 0.45 * len(ran) + 1.4), layout="constrained")
+        for y, r in enumerate(ran):
+            mean, ci = r[f"ours_{metric}"], r[f"ours_{metric}_ci"]
+            if mean is not None:  # the pooled CI is over cases and seeds, not seaborn's over points
+                ax.errorbar(
+                    mean,
+                    y,
+                    xerr=[[mean - ci[0]], [ci[1] - mean]],
+                    fmt="s",
+                    color="#3b75af",
+                    capsize=4,
+                    label="ours: mean, 95 % CI" if y == 0 else None,
+                )
+            if r[f"delta_{metric}"] is not None:
+                ax.plot(
+                    r[f"paper_{metric}"], y, "D", color="#444444", label="paper" if y == 0 else None
+                )
+        # seaborn jitters with numpy's global generator: a fixed seed keeps a re-rendered page's
+        # figure identical to the committed one, and the caller's random state is given back
+        random_state = np.random.get_state()  # noqa: NPY002 (seaborn draws from it)
+        np.random.seed(0)  # noqa: NPY002
+        sns.stripplot(
+            data=points,
+            x=metric,
+            y="row",
+            order=order,
+            hue="run",
+            palette={"one run (seed)": "#7aa6d6", "collapsed run": "#c0392b"},
+            marker="o",
+            size=6,
+            jitter=0.15,
+            ax=ax,
+            legend=True,
+        )
+        np.random.set_state(random_state)  # noqa: NPY002
+        ax.set_yticks(range(len(order)), order)
+        ax.set_xlabel(LABELS[metric])
+        ax.set_ylabel("")
+        facts = page_glue(table, results, notes=notes)
+        ax.set_title(  # the data source on the figure itself, which travels without the page
+            f"Table {table}: {facts[f't{table}_data']}, {facts[f't{table}_scale']} scale, "
+            f"{facts[f't{table}_seeds']} seed(s)",
+            fontsize=10,
+            pad=24,
+        )
+        # above the axes: inside, it hides points at either end of the scale
+        ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, fontsize=10, frameon=False)
+        return fig
 
 
 def glue_values(table: int, rows: list[dict]) -> dict[str, str]:

@@ -194,3 +194,12 @@ def test_plot_jitter_is_the_same_on_every_render_and_leaves_numpy_state_alone():
     assert np.random.random() == expected_next  # noqa: NPY002 (the caller's state is untouched)
     np.random.random()  # noqa: NPY002 (another state before the second render)
     assert report.png(report.plot(1, rows, runs)) == first
+
+
+def test_plot_leaves_matplotlib_settings_as_it_found_them():
+    import matplotlib
+
+    runs = [_result("DyCON", 5, 1, [60.0])]
+    before = dict(matplotlib.rcParams)
+    report.png(report.plot(1, report.compare(1, runs), runs))
+    assert dict(matplotlib.rcParams) == before
