@@ -13,6 +13,8 @@ import yaml
 
 from .config import ConfigError, available, parse_assignment, to_dict
 from .data.volume import DataError
+from .experiments import TABLES
+from .figures.registry import FIGURES
 
 DATASETS = ("isles-sim", "isles22", "brats19", "pancreas", "la")
 
@@ -81,8 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
         "reproduce", help="run a table or figure notebook into the book (papermill)"
     )
     which = rep.add_mutually_exclusive_group(required=True)
-    which.add_argument("--table", type=int, help="paper table, 1-5")
-    which.add_argument("--fig", help="figure: lesion-size, gradcam, curves or overlays")
+    which.add_argument("--table", type=int, help=f"paper table: {', '.join(map(str, TABLES))}")
+    which.add_argument("--fig", help=f"figure: {', '.join(FIGURES)}")
     rep.add_argument("--dataset", help="default: the paper's if prepared, else isles-sim")
     rep.add_argument(
         "--scale", default="quick", help=f"{_presets('scales', ' | ')} (default quick)"

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from dycon import cli, figures
+from dycon import cli, experiments, figures
 from dycon.analysis.lesions import analyze_case
 from dycon.config import ConfigError
 from dycon.data.splits import read_split
@@ -311,3 +311,21 @@ def test_empty_rows_are_runs_that_detected_no_lesion():
     assert figures.empty_rows(numbers) == ["collapsed"]
     nothing = {"bins": {"x": [{"bin": "all", "n_lesions": 0, "n_detected": 0}]}}
     assert figures.empty_rows(nothing) == []  # no lesions: nothing to miss
+
+
+def test_makefile_lists_are_the_declared_figures_and_tables():
+    """The Makefile checks FIG and TABLE before setup, from the figure notebooks and its TABLES
+    line; both must stay what dycon declares (a new figure is its module plus its notebook)."""
+    proc = subprocess.run(
+        ["make", "--no-print-directory", "-pn", "reproduce", "FIG=curves"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    values = dict(
+        line.split(" := ", 1)
+        for line in proc.stdout.splitlines()
+        if line[:7] in ("FIGS :=", "TABLES ")
+    )
+    assert sorted(values["FIGS"].split()) == sorted(figures.FIGURES)
+    assert [int(t) for t in values["TABLES"].split()] == list(experiments.TABLES)

@@ -9,6 +9,10 @@ for its runs, :func:`dycon.experiments.ensure` to train what is missing, and thi
 numbers (:func:`lesion_numbers`, :func:`curve_numbers`, :func:`gradcam_panels`,
 :func:`overlay_cases`) and plots; :func:`save_figure` writes ``results/fig-<name>/``.
 
+Each figure is declared once, as a :class:`Figure` (rows, glue values, table) at the end of its
+module; :data:`FIGURES` (``registry``) collects them, and the run list, the CLI's choices and the
+committed record are derived from it. Adding a figure is one module plus its notebook.
+
 Every run is in Table 1's setting: its dataset (ISLES'22 when prepared, else isles-sim), 10 %
 labeled (the poster's curves say "10% labels"), one run per seed. Rows per figure:
 
@@ -28,6 +32,18 @@ reproduced Table 1 are reused, and the overlays reuse the lesion-size runs.
 """
 
 from ._format import clean, fmt_ci, png_size, slug
+from .base import (
+    PERCENT,
+    REFERENCE,
+    SNAPSHOTS,
+    TABLE,
+    Figure,
+    Row,
+    by_row,
+    has_validation,
+    held_out,
+    val_every,
+)
 from .curves import curve_label, curve_numbers
 from .gradcam import gradcam_numbers, gradcam_panels, plot_gradcam, snapshots
 from .lesion_size import (
@@ -48,19 +64,7 @@ from .record import (
     to_html,
     to_markdown,
 )
-from .runs import (
-    FIGURES,
-    PERCENT,
-    REFERENCE,
-    SNAPSHOTS,
-    TABLE,
-    by_row,
-    check_figure,
-    figure_runs,
-    has_validation,
-    held_out,
-    val_every,
-)
+from .registry import FIGURES, check_figure, figure, figure_runs
 
 __all__ = [
     "FIGURES",
@@ -68,6 +72,8 @@ __all__ = [
     "REFERENCE",
     "SNAPSHOTS",
     "TABLE",
+    "Figure",
+    "Row",
     "as_bins",
     "by_row",
     "check_figure",
@@ -76,6 +82,7 @@ __all__ = [
     "curve_label",
     "curve_numbers",
     "empty_rows",
+    "figure",
     "figure_runs",
     "fmt_ci",
     "glue_values",

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..experiments import RunResult
+from ._format import fmt, slug
+from .base import REFERENCE, Figure, Row
 
 
 def curve_numbers(results: Sequence[RunResult]) -> dict:
@@ -32,3 +34,31 @@ def curve_numbers(results: Sequence[RunResult]) -> dict:
 def curve_label(r: RunResult, results: Sequence[RunResult]) -> str:
     several = len({x.spec.seed for x in results}) > 1
     return f"{r.spec.row} (seed {r.spec.seed})" if several else r.spec.row
+
+
+def _glue(pre: str, numbers: dict) -> dict[str, str]:
+    """``<pre>_<run>_{final_val_dice,best_val_dice,final_loss}``."""
+    out = {}
+    for label, c in numbers["runs"].items():
+        for key in ("final_val_dice", "best_val_dice", "final_loss"):
+            out[f"{pre}_{slug(label)}_{key}"] = fmt(c[key], 3 if key == "final_loss" else 2)
+    return out
+
+
+def _markdown(numbers: dict) -> str:
+    lines = ["| run | final loss | validation Dice: final | best (step) |", "|---|---|---|---|"]
+    for label, c in numbers["runs"].items():
+        best = f"{fmt(c['best_val_dice'])} ({c['best_val_step'] or '—'})"
+        lines.append(
+            f"| {label} | {fmt(c['final_loss'], 3)} | {fmt(c['final_val_dice'])} | {best} |"
+        )
+    return "\n".join(lines)
+
+
+FIGURE = Figure(
+    name="curves",
+    rows=(Row(REFERENCE, "dycon", track="all"), Row("MT", "mt", track="validation")),
+    first_seed_only=False,
+    glue=_glue,
+    markdown=_markdown,
+)

@@ -11,8 +11,8 @@ import numpy as np
 
 from ..config import ConfigError
 from ..experiments import RunResult, config_of
-from ._format import nanmean, new_figure
-from .runs import held_out
+from ._format import fmt, nanmean, new_figure
+from .base import REFERENCE, Figure, Row, held_out
 
 
 def snapshots(run_dir: Path) -> list[tuple[int, Path]]:
@@ -148,3 +148,42 @@ def plot_gradcam(panels: list[dict], steps: Sequence[int], iterations: int, *, s
 
 def step_title(step: int, iterations: int) -> str:
     return f"step {step} ({100 * step / iterations:.0f} %)"
+
+
+def _glue(pre: str, numbers: dict) -> dict[str, str]:
+    """``<pre>_inside_step<N>``: the mean share of the map inside the lesion at snapshot N."""
+    return {
+        f"{pre}_inside_step{step}": f"{fmt(100 * m['mean'], 1)} % (n = {m['n']})"
+        for step, m in numbers["mean_inside"].items()
+    }
+
+
+def _markdown(numbers: dict) -> str:
+    steps = numbers["steps"]
+    heads = [f"map in lesion (%), {step_title(s, numbers['iterations'])}" for s in steps]
+    lines = [
+        "| case | lesion (% of volume) | " + " | ".join(heads) + " |",
+        "|---" * (2 + len(steps)) + "|",
+    ]
+    for c in numbers["cases"]:
+        cells = " | ".join(fmt(100 * c["inside"][s], 1) for s in steps)
+        lines.append(f"| {c['case']} | {fmt(100 * c['lesion_fraction'], 2)} | {cells} |")
+    return "\n".join(lines)
+
+
+def _decode(numbers: dict) -> dict:
+    """JSON made the snapshot steps' keys strings: back to the integer steps."""
+    numbers["mean_inside"] = {int(k): v for k, v in numbers["mean_inside"].items()}
+    for case in numbers["cases"]:
+        case["inside"] = {int(k): v for k, v in case["inside"].items()}
+    return numbers
+
+
+FIGURE = Figure(
+    name="gradcam",
+    rows=(Row(REFERENCE, "dycon", track="all"),),
+    first_seed_only=True,  # pictures of one run
+    glue=_glue,
+    markdown=_markdown,
+    decode=_decode,
+)

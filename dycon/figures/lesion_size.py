@@ -10,8 +10,8 @@ import numpy as np
 from ..analysis.lesion_stats import bin_summary, compare_methods
 from ..analysis.lesions import BINS, LesionStudy, analyze_run
 from ..experiments import RunResult
-from ._format import new_figure
-from .runs import REFERENCE, by_row, held_out
+from ._format import fmt_ci, new_figure, slug
+from .base import REFERENCE, Figure, Row, by_row, held_out
 
 VALUE = {"detection": "detection_rate", "detection_iou": "detection_iou_rate", "dice": "dice_mean"}
 METRIC = {"detection_rate": "detection", "detection_iou_rate": "detection_iou", "dice": "dice"}
@@ -158,3 +158,51 @@ def empty_rows(numbers: dict) -> list[str]:
         if total and not sum(b["n_detected"] for b in bins if b["bin"] != "all"):
             out.append(row)
     return out
+
+
+def _glue(pre: str, numbers: dict) -> dict[str, str]:
+    """``<pre>_<row>_<bin>_<value>`` and ``<pre>_DyCON_minus_<row>_<bin>_<metric>``."""
+    out = {}
+    for row, bins in numbers["bins"].items():
+        for b in bins:
+            for key, value in VALUE.items():
+                ci = (b[value], b[f"{key}_low"], b[f"{key}_high"], b["n_lesions"])
+                out[f"{pre}_{slug(row)}_{slug(b['bin'])}_{key}"] = fmt_ci(*ci)
+    for row, diffs in numbers["differences"].items():
+        for d in diffs:
+            name = f"{pre}_{slug(REFERENCE)}_minus_{slug(row)}_{slug(d['bin'])}"
+            out[f"{name}_{METRIC[d['metric']]}"] = fmt_ci(
+                d["value"], d["low"], d["high"], d["n"], sign=True
+            )
+    return out
+
+
+def _markdown(numbers: dict) -> str:
+    head = "| bin | lesions | method | detected (overlap) | detected (IoU) | lesion Dice |"
+    lines = [head, "|---|---|---|---|---|---|"]
+    for row, bins in numbers["bins"].items():
+        for b in bins:
+            cells = [fmt_ci(b[v], b[f"{k}_low"], b[f"{k}_high"]) for k, v in VALUE.items()]
+            lines.append(f"| {b['bin']} | {b['n_lesions']} | {row} | {' | '.join(cells)} |")
+    for row, diffs in numbers["differences"].items():
+        cells: dict = {}
+        for d in diffs:
+            cells.setdefault(d["bin"], [d["n"]]).append(
+                fmt_ci(d["value"], d["low"], d["high"], sign=True)
+            )
+        for b, (n, *c) in cells.items():
+            lines.append(f"| {b} | {n} | {REFERENCE} − {row} | {' | '.join(c)} |")
+    return "\n".join(lines)
+
+
+FIGURE = Figure(
+    name="lesion-size",
+    rows=(
+        Row(REFERENCE, "dycon"),
+        Row("DyCON w/o FeCL", "dycon", ("method.use_fecl=false",)),
+        Row("MT", "mt"),
+    ),
+    first_seed_only=False,  # lesions pooled over seeds
+    glue=_glue,
+    markdown=_markdown,
+)

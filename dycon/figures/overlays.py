@@ -9,7 +9,8 @@ import numpy as np
 
 from ..config import ConfigError
 from ..experiments import RunResult
-from .runs import by_row, held_out
+from ._format import fmt, slug
+from .base import REFERENCE, Figure, Row, by_row, held_out
 
 
 def overlay_cases(results: Sequence[RunResult], *, root=None, n_cases: int = 3) -> list:
@@ -48,3 +49,31 @@ def overlay_numbers(results: Sequence[RunResult], cases: list) -> dict:
             for c in cases
         ]
     }
+
+
+def _glue(pre: str, numbers: dict) -> dict[str, str]:
+    """``<pre>_<case>_<row>_dice``."""
+    return {
+        f"{pre}_{slug(c['case'])}_{slug(row)}_dice": fmt(value)
+        for c in numbers["cases"]
+        for row, value in c["dice"].items()
+    }
+
+
+def _markdown(numbers: dict) -> str:
+    rows = list(numbers["cases"][0]["dice"]) if numbers["cases"] else []
+    lines = ["| case | lesion voxels | " + " | ".join(f"{r} Dice" for r in rows) + " |"]
+    lines.append("|---" * (2 + len(rows)) + "|")
+    for c in numbers["cases"]:
+        cells = " | ".join(fmt(c["dice"][r]) for r in rows)
+        lines.append(f"| {c['case']} | {c['lesion_voxels']} | {cells} |")
+    return "\n".join(lines)
+
+
+FIGURE = Figure(
+    name="overlays",
+    rows=(Row(REFERENCE, "dycon"), Row("MT", "mt")),
+    first_seed_only=True,  # pictures of one run per row
+    glue=_glue,
+    markdown=_markdown,
+)
