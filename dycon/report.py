@@ -37,11 +37,17 @@ DELTA_SCALES = ("paper", "cpu")
 PAPER_DATASETS = {t: spec["dataset"] for t, spec in TABLES.items()}
 
 
+def is_ablation(table: int) -> bool:
+    """An ablation table (Table 5): rows are component switches, keyed ``row N`` per dataset in
+    the paper's CSV, labelled by what is on, with the switches as columns."""
+    return TABLES[table].get("kind") == "ablation"
+
+
 def _paper_index(table: int) -> dict[tuple[str, float], dict]:
     """(row label, labeled %) -> the paper's row; Table 5 rows are 'row N' per dataset."""
     index = {}
     for row in paper_rows(table):
-        if table == 5:
+        if is_ablation(table):
             index[(f"row {row['row']}", row["dataset"])] = row
         else:
             index[(row["method"], row["labeled_pct"])] = row
@@ -79,7 +85,7 @@ def compare(table: int, results: list[RunResult]) -> list[dict]:
     out = []
     percents = sorted({k[1] for k in groups}) or list(TABLES[table]["percents"])
     for pct in percents:
-        if table == 5:
+        if is_ablation(table):
             keys = [k for k in groups if k[1] == pct]
         else:
             printed = [k for k in paper if k[1] == pct]
@@ -91,7 +97,7 @@ def compare(table: int, results: list[RunResult]) -> list[dict]:
 
 def _row(table: int, key: tuple[str, int], runs: list[RunResult], paper: dict, *, with_delta):
     label, pct = key
-    if table == 5:
+    if is_ablation(table):
         dataset = runs[0].spec.dataset if runs else "isles22"
         p = paper.get((label, "brats19" if dataset == "brats19" else "isles22"), {})
     else:
@@ -99,7 +105,7 @@ def _row(table: int, key: tuple[str, int], runs: list[RunResult], paper: dict, *
     kept = [r for r in runs if not collapsed(r)]
     row = {
         "row": label,
-        "label": ablation_label(p) if table == 5 else label,
+        "label": ablation_label(p) if is_ablation(table) else label,
         "percent": pct,
         "paper_labeled": p.get("labeled"),
         "ours_labeled": runs[0].spec.num_labeled if runs else None,
@@ -109,7 +115,7 @@ def _row(table: int, key: tuple[str, int], runs: list[RunResult], paper: dict, *
         "run_ids": [r.run_id for r in runs],
         "collapsed_runs": [r.run_id for r in runs if r not in kept],
     }
-    if table == 5:
+    if is_ablation(table):
         row.update({s: p.get(s) for s in SWITCHES})
     unit = runs[0].summary["units"]["hd95"] if runs else None
     row["distance_unit"] = unit
@@ -221,7 +227,8 @@ def collapse_note(rows: list[dict]) -> str:
 
 
 def metrics_of(table: int) -> tuple[str, ...]:
-    return ("dice", "hd95", "asd") if table == 5 else METRICS
+    """The metrics ``table`` reports (Table 5 prints no IoU)."""
+    return TABLES[table].get("metrics", METRICS)
 
 
 def to_frame(table: int, rows: list[dict]) -> pd.DataFrame:
