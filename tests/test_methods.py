@@ -48,8 +48,9 @@ def test_one_step_lowers_the_loss(name):
     config_cls, method_cls = METHODS[name]
     method = method_cls(config_cls())
     nets = _nets(method)
-    batch = _batch(hide_unlabeled=not method.uses_unlabeled_ground_truth)
     state = StepState(step=500, total_steps=1000)  # weights ramped up
+    # as the trainer does: the method's transform (copy-paste mixing) before its losses
+    batch = method.transform(_batch(hide_unlabeled=not method.uses_unlabeled_ground_truth), state)
     optimizer = torch.optim.SGD(nets["student"].parameters(), lr=0.01, momentum=0.9)
 
     def loss():

@@ -2,6 +2,7 @@
 
 from .acmt import ACMT, ACMTConfig
 from .base import IGNORE_LABEL, Batch, LossTerms, Method, NetworkSpec, Stage, StepState, rampup
+from .bcp import BCP, BCPConfig
 from .dtc import DTC, DTCConfig
 from .dycon import DyCON, DyconConfig
 from .mean_teacher import MeanTeacher, MeanTeacherConfig
@@ -18,16 +19,19 @@ METHODS = {
     "dtc": (DTCConfig, DTC),
     "urpc": (URPCConfig, URPC),
     "acmt": (ACMTConfig, ACMT),
+    "bcp": (BCPConfig, BCP),
 }
 
 __all__ = [
     "ACMT",
+    "BCP",
     "DTC",
     "IGNORE_LABEL",
     "METHODS",
     "UAMT",
     "URPC",
     "ACMTConfig",
+    "BCPConfig",
     "Batch",
     "DTCConfig",
     "DyCON",
