@@ -114,6 +114,13 @@ METHOD_COUNTING = {
         "one teacher forward, no backward, on the min(labeled, unlabeled) clean unlabeled rows; "
         "the largest-component step on the pseudo-labels is a CPU pass, not counted"
     ),
+    "magicnet": (
+        "student forward + backward on the whole batch twice (the batch, and its cross-image "
+        "cube mix) and on every cube of method.cube_grid alone (batch x cells cubes, counted "
+        "at the cube size); one teacher forward, no backward, on the unlabeled rows "
+        "(dycon/methods/magicnet.py); the location head (two small FC layers on the pooled "
+        "bottleneck) is not counted"
+    ),
 }
 NOT_COUNTED = (
     "FlopCounterMode counts convolutions and matrix products only: normalisation, activations, "
@@ -271,6 +278,18 @@ def _bcp(cfg, batch, labeled, unlabeled) -> dict:
     }
 
 
+def _magicnet(cfg, batch, labeled, unlabeled) -> dict:
+    grid = cfg.method["cube_grid"]
+    cube = [p // g for p, g in zip(cfg.data.patch, grid, strict=True)]
+    return {
+        "student_rows": 2 * batch,
+        "teacher_rows": unlabeled,
+        "teacher_passes": 1 if unlabeled else 0,
+        "cube_rows": batch * math.prod(grid),
+        "cube_patch": cube,
+    }
+
+
 # What differs from "student forward + backward on the whole batch, nothing else" (METHOD_COUNTING)
 _PASS_RULES = {
     "supervised": lambda cfg, batch, labeled, unlabeled: {"student_rows": labeled},
@@ -281,6 +300,7 @@ _PASS_RULES = {
     "urpc": lambda *_: {},
     "acmt": _acmt,
     "bcp": _bcp,
+    "magicnet": _magicnet,
 }
 
 
@@ -301,6 +321,8 @@ def step_passes(cfg) -> dict:
         "backward_from": "logits",
         "pretrain_rows": 0,
         "pretrain_share": 0.0,
+        "cube_rows": 0,  # student forward + backward on cubes of cube_patch (MagicNet)
+        "cube_patch": None,
         **_PASS_RULES[cfg.method_name](cfg, batch, labeled, batch - labeled),
     }
 
@@ -322,6 +344,10 @@ def step_flops(cfg) -> dict:
         "mc_forward": unlabeled * p["mc_passes"] * fwd,
         "fecl": fecl_flops(cfg, p["fecl_rows"], tokens, counts["embedding_dim"]),
     }
+    if p["cube_rows"]:  # counted at their own size
+        cube = model_flops(cfg, tuple(p["cube_patch"]))
+        parts["student_forward"] += p["cube_rows"] * cube["forward"]
+        parts["student_backward"] += p["cube_rows"] * cube["backward"][p["backward_from"]]
     rule = 3 * parts["student_forward"] + sum(
         parts[k] for k in ("teacher_forward", "mc_forward", "fecl")
     )

@@ -145,6 +145,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "model.base_filters": _at_least(1),
     "model.dropout": _optional(_in_unit(closed_top=False)),
     "model.embedding_dim": _at_least(1),
+    "model.location_head": _at_least(0),
     "optim.lr": _positive_float(),
     "optim.momentum": _in_unit(closed_top=False),
     "optim.weight_decay": (lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0"),

@@ -5,6 +5,7 @@ from .base import IGNORE_LABEL, Batch, LossTerms, Method, NetworkSpec, Stage, St
 from .bcp import BCP, BCPConfig
 from .dtc import DTC, DTCConfig
 from .dycon import DyCON, DyconConfig
+from .magicnet import MagicNet, MagicNetConfig
 from .mean_teacher import MeanTeacher, MeanTeacherConfig
 from .supervised import Supervised, SupervisedConfig
 from .ua_mt import UAMT, UAMTConfig
@@ -20,6 +21,7 @@ METHODS = {
     "urpc": (URPCConfig, URPC),
     "acmt": (ACMTConfig, ACMT),
     "bcp": (BCPConfig, BCP),
+    "magicnet": (MagicNetConfig, MagicNet),
 }
 
 __all__ = [
@@ -37,6 +39,8 @@ __all__ = [
     "DyCON",
     "DyconConfig",
     "LossTerms",
+    "MagicNet",
+    "MagicNetConfig",
     "MeanTeacher",
     "MeanTeacherConfig",
     "Method",
