@@ -90,7 +90,9 @@ def blend_pseudo_labels(teacher: Tensor, cubes: Tensor, *, temperature: float = 
     r"""Class-count weights w_c = n_c^{1/T} / max_c' n_c'^{1/T}, n_c the voxels the teacher
     assigns to class c over the rows; the blend w_c p_t + (1 - w_c) p_w, whose argmax is the
     pseudo-label. The most frequent class keeps the teacher's probability, a rare class (a small
-    organ, a lesion) leans on the within-image cubes (the paper's motivation for them).
+    organ, a lesion) leans on the within-image cubes (the paper's motivation for them). Our
+    reading of the dossier's words (weights n_c^{1/T}, normalised, divided by their max; the
+    normalisation cancels); the official MACT script never runs its blending branch.
 
     Args:
         teacher, cubes: (B, K, *S) probabilities of the teacher and of the recovered cubes.
