@@ -106,6 +106,21 @@ METHOD_COUNTING = {
         "the unlabeled rows; selector 'mu' adds method.mc_passes forwards, no backward, on "
         "the unlabeled rows through method.mc_network (dycon/methods/acmt.py)"
     ),
+    "bcp": (
+        "per step of the run, the mean over its two stages (dycon/methods/bcp.py): in the "
+        "labeled-only pre-training stage (method.pretrain_fraction of the steps) student forward "
+        "+ backward on the labeled rows, mixed in pairs; in the main stage student forward + "
+        "backward on 2 x min(labeled, unlabeled) mixed rows (each pair in both directions) and "
+        "one teacher forward, no backward, on the min(labeled, unlabeled) clean unlabeled rows; "
+        "the largest-component step on the pseudo-labels is a CPU pass, not counted"
+    ),
+    "magicnet": (
+        "student forward + backward on the whole batch twice (the batch, and its cross-image "
+        "cube mix) and on every cube of method.cube_grid alone (batch x cells cubes, counted "
+        "at the cube size); one teacher forward, no backward, on the unlabeled rows "
+        "(dycon/methods/magicnet.py); the location head (two small FC layers on the pooled "
+        "bottleneck) is not counted"
+    ),
 }
 NOT_COUNTED = (
     "FlopCounterMode counts convolutions and matrix products only: normalisation, activations, "
@@ -231,60 +246,134 @@ def fecl_flops(cfg, rows: int, tokens: int, dim: int) -> float:
     return rows * _fecl_per_row(tokens, dim, options)
 
 
+def _ua_mt(cfg, batch, labeled, unlabeled) -> dict:
+    rows = unlabeled if cfg.method["consistency_on"] == "unlabeled" else batch
+    return {"teacher_rows": rows, "teacher_passes": 1 + cfg.method["mc_passes"] if rows else 0}
+
+
+def _dycon(cfg, batch, labeled, unlabeled) -> dict:
+    p = {"teacher_rows": batch, "teacher_passes": 1}
+    if cfg.method["use_fecl"]:
+        p["fecl_rows"] = unlabeled if cfg.method["fecl_on"] == "unlabeled" else batch
+        if p["fecl_rows"]:
+            p["backward_from"] = "logits+embedding"
+    return p
+
+
+def _acmt(cfg, batch, labeled, unlabeled) -> dict:
+    p = {"teacher_rows": unlabeled, "teacher_passes": 1 if unlabeled else 0}
+    if cfg.method["selector"] == "mu" and unlabeled:
+        p["mc_passes"] = cfg.method["mc_passes"]  # no-grad passes, student or teacher alike
+    return p
+
+
+def _bcp(cfg, batch, labeled, unlabeled) -> dict:
+    pairs = min(labeled, unlabeled)
+    return {
+        "student_rows": 2 * pairs,
+        "teacher_rows": pairs,
+        "teacher_passes": 1,
+        "pretrain_rows": labeled,
+        "pretrain_share": _pretrain_share(cfg),
+    }
+
+
+def _magicnet(cfg, batch, labeled, unlabeled) -> dict:
+    grid = cfg.method["cube_grid"]
+    cube = [p // g for p, g in zip(cfg.data.patch, grid, strict=True)]
+    return {
+        "student_rows": 2 * batch,
+        "teacher_rows": unlabeled,
+        "teacher_passes": 1 if unlabeled else 0,
+        "cube_rows": batch * math.prod(grid),
+        "cube_patch": cube,
+    }
+
+
+# What differs from "student forward + backward on the whole batch, nothing else" (METHOD_COUNTING)
+_PASS_RULES = {
+    "supervised": lambda cfg, batch, labeled, unlabeled: {"student_rows": labeled},
+    "mt": lambda cfg, batch, labeled, unlabeled: {"teacher_rows": batch, "teacher_passes": 1},
+    "ua-mt": _ua_mt,
+    "dycon": _dycon,
+    "dtc": lambda *_: {},
+    "urpc": lambda *_: {},
+    "acmt": _acmt,
+    "bcp": _bcp,
+    "magicnet": _magicnet,
+}
+
+
+def step_passes(cfg) -> dict:
+    """What one training step of ``cfg`` pushes through its networks (``METHOD_COUNTING``):
+    student rows (forward + backward, ``backward_from`` those outputs), teacher rows x passes,
+    no-grad MC passes over the unlabeled rows, FeCL rows; for a method with a labeled-only
+    stage, that stage's share of the steps and its student rows."""
+    if cfg.method_name not in _PASS_RULES:
+        raise ValueError(f"no FLOP rule for method {cfg.method_name!r}; add one to METHOD_COUNTING")
+    batch, labeled = cfg.data.batch_size, cfg.data.labeled_batch_size
+    return {
+        "student_rows": batch,
+        "teacher_rows": 0,
+        "teacher_passes": 0,
+        "mc_passes": 0,
+        "fecl_rows": 0,
+        "backward_from": "logits",
+        "pretrain_rows": 0,
+        "pretrain_share": 0.0,
+        "cube_rows": 0,  # student forward + backward on cubes of cube_patch (MagicNet)
+        "cube_patch": None,
+        **_PASS_RULES[cfg.method_name](cfg, batch, labeled, batch - labeled),
+    }
+
+
 def step_flops(cfg) -> dict:
     """FLOPs of one training step of ``cfg``: ``total`` and its parts (student forward and
     backward, teacher forwards, FeCL), the rows and passes counted, and ``rule_of_three`` (the
-    same step with backward = 2 x forward) for comparison. See ``METHOD_COUNTING``."""
+    same step with backward = 2 x forward) for comparison. See ``METHOD_COUNTING``; with a
+    labeled-only stage, the mean step of the run."""
     counts = model_flops(cfg)
-    fwd = counts["forward"]
-    mc = cfg.method
-    batch, labeled = cfg.data.batch_size, cfg.data.labeled_batch_size
-    unlabeled = batch - labeled
-    method = cfg.method_name
-    backward_from = "logits"
-    teacher_rows, teacher_passes, fecl_rows, extra_passes = 0, 0, 0, 0
-    if method == "supervised":
-        student_rows = labeled
-    elif method == "mt":
-        student_rows, teacher_rows, teacher_passes = batch, batch, 1
-    elif method == "ua-mt":
-        student_rows = batch
-        teacher_rows = unlabeled if mc["consistency_on"] == "unlabeled" else batch
-        teacher_passes = 1 + mc["mc_passes"] if teacher_rows else 0
-    elif method == "dycon":
-        student_rows, teacher_rows, teacher_passes = batch, batch, 1
-        if mc["use_fecl"]:
-            fecl_rows = unlabeled if mc["fecl_on"] == "unlabeled" else batch
-            if fecl_rows:
-                backward_from = "logits+embedding"
-    elif method in ("dtc", "urpc"):
-        student_rows = batch
-    elif method == "acmt":
-        student_rows, teacher_rows, teacher_passes = batch, unlabeled, 1 if unlabeled else 0
-        if mc["selector"] == "mu" and unlabeled:
-            extra_passes = mc["mc_passes"]  # no-grad passes, student or teacher alike
-    else:
-        raise ValueError(f"no FLOP rule for method {method!r}; add one to METHOD_COUNTING")
+    fwd, p = counts["forward"], step_passes(cfg)
+    unlabeled = cfg.data.batch_size - cfg.data.labeled_batch_size
+    backward = counts["backward"][p["backward_from"]]
     tokens = math.prod(counts["embedding_grid"])
     parts = {
-        "student_forward": student_rows * fwd,
-        "student_backward": student_rows * counts["backward"][backward_from],
-        "teacher_forward": teacher_rows * teacher_passes * fwd,
-        "mc_forward": unlabeled * extra_passes * fwd,
-        "fecl": fecl_flops(cfg, fecl_rows, tokens, counts["embedding_dim"]),
+        "student_forward": p["student_rows"] * fwd,
+        "student_backward": p["student_rows"] * backward,
+        "teacher_forward": p["teacher_rows"] * p["teacher_passes"] * fwd,
+        "mc_forward": unlabeled * p["mc_passes"] * fwd,
+        "fecl": fecl_flops(cfg, p["fecl_rows"], tokens, counts["embedding_dim"]),
     }
-    rule = 3 * student_rows * fwd + parts["teacher_forward"] + parts["mc_forward"] + parts["fecl"]
+    if p["cube_rows"]:  # counted at their own size
+        cube = model_flops(cfg, tuple(p["cube_patch"]))
+        parts["student_forward"] += p["cube_rows"] * cube["forward"]
+        parts["student_backward"] += p["cube_rows"] * cube["backward"][p["backward_from"]]
+    rule = 3 * parts["student_forward"] + sum(
+        parts[k] for k in ("teacher_forward", "mc_forward", "fecl")
+    )
+    share = p["pretrain_share"]
+    if share:  # the labeled-only stage trains the student alone
+        pre = {"student_forward": p["pretrain_rows"] * fwd}
+        pre["student_backward"] = p["pretrain_rows"] * backward
+        parts = {k: (1 - share) * v + share * pre.get(k, 0) for k, v in parts.items()}
+        rule = (1 - share) * rule + share * 3 * pre["student_forward"]
     return {
         "total": sum(parts.values()),
         "parts": parts,
-        "student_rows": student_rows,
-        "teacher_rows": teacher_rows,
-        "teacher_passes": teacher_passes,
-        "fecl_rows": fecl_rows,
-        "fecl_tokens_per_row": tokens if fecl_rows else 0,
-        "backward_from": backward_from,
+        **{k: p[k] for k in ("student_rows", "teacher_rows", "teacher_passes", "fecl_rows")},
+        "fecl_tokens_per_row": tokens if p["fecl_rows"] else 0,
+        "backward_from": p["backward_from"],
+        "pretrain_share": share,
         "rule_of_three": rule,
     }
+
+
+def _pretrain_share(cfg) -> float:
+    """The fraction of the run's steps in the method's labeled-only stages."""
+    from dycon.engine.networks import build_method
+
+    stages = build_method(cfg).stages(cfg.train.iterations)
+    return sum(s.steps for s in stages if s.labeled_only) / cfg.train.iterations
 
 
 def windows_per_case(shape, patch, stride) -> int:

@@ -145,6 +145,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "model.base_filters": _at_least(1),
     "model.dropout": _optional(_in_unit(closed_top=False)),
     "model.embedding_dim": _at_least(1),
+    "model.location_head": _at_least(0),
     "optim.lr": _positive_float(),
     "optim.momentum": _in_unit(closed_top=False),
     "optim.weight_decay": (lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0"),
@@ -182,6 +183,16 @@ METHOD_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "top_k": _at_least(1),
     "mc_passes": _at_least(1),
 }
+# The mixing methods' fields (BCP, MagicNet).
+METHOD_RULES.update(
+    {
+        "pretrain_fraction": (lambda v: 0 < v < 1, "a fraction of the run in (0, 1)"),
+        "cube_fraction": (lambda v: 0 < v <= 1, "a fraction of the patch side in (0, 1]"),
+        **dict.fromkeys(("pseudo_weight", "location_weight"), _NON_NEGATIVE),
+        "ema_decay": _in_unit(closed_top=True),
+        "blend_temperature": _positive_float(),
+    }
+)
 
 
 def _value(cfg: ExperimentConfig, key: str) -> Any:
@@ -246,3 +257,9 @@ def validate(cfg: ExperimentConfig) -> None:
             f"at most the inference patch {list(patch)} per axis (a larger stride leaves "
             "voxels unpredicted)",
         )
+    # A method's own constraint on the rest of the run (MagicNet: the patch divides into its
+    # cube grid), as (key, value, allowed, fix) from its config's ``check_experiment``.
+    check = getattr(method_config(cfg), "check_experiment", None)
+    problem = check(cfg) if check is not None else None
+    if problem is not None:
+        raise _fail(*problem)

@@ -2,8 +2,10 @@
 
 from .acmt import ACMT, ACMTConfig
 from .base import IGNORE_LABEL, Batch, LossTerms, Method, NetworkSpec, Stage, StepState, rampup
+from .bcp import BCP, BCPConfig
 from .dtc import DTC, DTCConfig
 from .dycon import DyCON, DyconConfig
+from .magicnet import MagicNet, MagicNetConfig
 from .mean_teacher import MeanTeacher, MeanTeacherConfig
 from .supervised import Supervised, SupervisedConfig
 from .ua_mt import UAMT, UAMTConfig
@@ -18,21 +20,27 @@ METHODS = {
     "dtc": (DTCConfig, DTC),
     "urpc": (URPCConfig, URPC),
     "acmt": (ACMTConfig, ACMT),
+    "bcp": (BCPConfig, BCP),
+    "magicnet": (MagicNetConfig, MagicNet),
 }
 
 __all__ = [
     "ACMT",
+    "BCP",
     "DTC",
     "IGNORE_LABEL",
     "METHODS",
     "UAMT",
     "URPC",
     "ACMTConfig",
+    "BCPConfig",
     "Batch",
     "DTCConfig",
     "DyCON",
     "DyconConfig",
     "LossTerms",
+    "MagicNet",
+    "MagicNetConfig",
     "MeanTeacher",
     "MeanTeacherConfig",
     "Method",

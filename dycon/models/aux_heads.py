@@ -10,7 +10,14 @@
   the dropout (0.5, 0.3, 0.2) sits on the head inputs only, so the main path, and a network built
   without the option, is unchanged.
 
-Both are off by default: the networks, their parameter counts and every existing run are as
+- ``location``: a cube-location classifier on the bottleneck (MagicNet, Chen et al., CVPR 2023):
+  which of the N cells of its grid a cube was cut from. Adaptive average pooling to 2x2x2 (the
+  bottleneck of a 32^3 cube, where it is the official flatten), then FC(8C -> 16C) + BatchNorm
+  + LeakyReLU + FC(16C -> N): the official FC(2048 -> 4096) ... -> 27 at C = 256, N = 27. It runs
+  only when ``forward(x, location=True)`` asks (the method's cube batch), so whole-volume
+  passes, a teacher's batch of one included, never meet its BatchNorm.
+
+All are off by default: the networks, their parameter counts and every existing run are as
 before. Heads are registered after the backbone's own modules, so turning one on leaves the
 backbone's initial weights (drawn in registration order) unchanged.
 """
@@ -53,3 +60,27 @@ class SDFHead(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return torch.tanh(self.conv(x))  # (B, num_classes, D, H, W)
+
+
+class LocationHead(nn.Module):
+    """Cube-location logits (B, num_cells) from a (B, C, *S) bottleneck of any size."""
+
+    def __init__(self, *, channels: int, num_cells: int) -> None:
+        super().__init__()
+        self.pool = nn.AdaptiveAvgPool3d(2)
+        hidden = 16 * channels
+        self.fc = nn.Sequential(
+            nn.Linear(8 * channels, hidden),
+            nn.BatchNorm1d(hidden),
+            nn.LeakyReLU(inplace=True),
+            nn.Linear(hidden, num_cells),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(self.pool(x).flatten(1))  # (B, num_cells)
+
+
+def no_location_head() -> ValueError:
+    return ValueError(
+        "location=True needs a location head; build the model with location_head=<cells>"
+    )

@@ -32,6 +32,7 @@ class ModelConfig:
     # Extra outputs (models/aux_heads.py); a method turns them on for its networks.
     sdf_head: bool = added_field(False)  # vnet; unet3d always has one
     deep_supervision: bool = added_field(False)
+    location_head: int = added_field(0)  # cells of a cube grid (MagicNet); 0: none
 
 
 def build_model(cfg: ModelConfig, **overrides: Any) -> nn.Module:
@@ -53,6 +54,7 @@ def build_model(cfg: ModelConfig, **overrides: Any) -> nn.Module:
             widths=m.widths,
             embedding_dim=m.embedding_dim,
             deep_supervision=m.deep_supervision,
+            location_head=m.location_head,
             **extra,
         )
     return VNet(
@@ -63,5 +65,6 @@ def build_model(cfg: ModelConfig, **overrides: Any) -> nn.Module:
         embedding_dim=m.embedding_dim,
         sdf_head=m.sdf_head,
         deep_supervision=m.deep_supervision,
+        location_head=m.location_head,
         **extra,
     )

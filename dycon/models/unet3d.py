@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dycon.models.aux_heads import DeepSupervisionHeads
+from dycon.models.aux_heads import DeepSupervisionHeads, LocationHead, no_location_head
 from dycon.models.heads import ProjectionHead
 from dycon.models.output import SegOutput, check_dropout, check_input, check_positive_int
 
@@ -61,9 +61,12 @@ class UNet3D(nn.Module):
             embeddings at 1/8 of the input resolution.
         deep_supervision: Add full-resolution logits from the three coarser decoder stages
             (`aux_heads.DeepSupervisionHeads`) under aux["deep_supervision"].
+        location_head: Cells of a cube grid; > 0 adds a cube-location classifier on the
+            bottleneck (`aux_heads.LocationHead`), run by `forward(x, location=True)`.
 
-    `forward(x)` takes a (B, in_channels, D, H, W) float tensor with D, H, W multiples of 16 and
-    returns `SegOutput(logits, embedding, aux={"sdf": sdf})` (plus "deep_supervision").
+    `forward(x, location=False)` takes a (B, in_channels, D, H, W) float tensor with D, H, W
+    multiples of 16 and returns `SegOutput(logits, embedding, aux={"sdf": sdf})` (plus
+    "deep_supervision", and "location" (B, cells) when asked).
     """
 
     def __init__(
@@ -76,6 +79,7 @@ class UNet3D(nn.Module):
         embedding_dim: int = 256,
         embedding_scale: int = 2,
         deep_supervision: bool = False,
+        location_head: int = 0,
     ) -> None:
         super().__init__()
         check_positive_int("in_channels", in_channels)
@@ -123,6 +127,9 @@ class UNet3D(nn.Module):
                 channels=(w4, w3, w2), num_classes=num_classes
             )
             self._init_weights(self.deep_supervision)
+        self.location = (
+            LocationHead(channels=w5, num_cells=location_head) if location_head else None
+        )
 
     def _init_weights(self, root: nn.Module | None = None) -> None:
         # SSL4MIS "kaiming" init (fan_in, a=0) on conv weights; biases keep PyTorch's default
@@ -131,8 +138,10 @@ class UNet3D(nn.Module):
             if isinstance(m, nn.Conv3d):
                 nn.init.kaiming_normal_(m.weight, a=0, mode="fan_in")
 
-    def forward(self, x: Tensor) -> SegOutput:
+    def forward(self, x: Tensor, *, location: bool = False) -> SegOutput:
         check_input(x, self.in_channels, instance_norm=True)
+        if location and self.location is None:
+            raise no_location_head()
         # Channel counts in the shape comments are those of the default widths.
         c1 = self.conv1(x)  # (B, 16, D, H, W)
         c2 = self.conv2(self.pool(c1))  # (B, 32, D/2, H/2, W/2)
@@ -151,4 +160,6 @@ class UNet3D(nn.Module):
         aux = {"sdf": sdf}
         if self.deep_supervision is not None:
             aux["deep_supervision"] = self.deep_supervision([u4, u3, u2], tuple(x.shape[2:]))
+        if location:
+            aux["location"] = self.location(center)  # (B, cells)
         return SegOutput(logits=logits, embedding=embedding, aux=aux)

@@ -18,7 +18,7 @@ normalization="instancenorm" or "none").
 
 from torch import Tensor, nn
 
-from dycon.models.aux_heads import DeepSupervisionHeads, SDFHead
+from dycon.models.aux_heads import DeepSupervisionHeads, LocationHead, SDFHead, no_location_head
 from dycon.models.heads import ProjectionHead
 from dycon.models.output import SegOutput, check_dropout, check_input, check_positive_int
 
@@ -85,9 +85,12 @@ class VNet(nn.Module):
         sdf_head: Add a tanh signed-distance head (`aux_heads.SDFHead`) under aux["sdf"].
         deep_supervision: Add full-resolution logits from the three coarser decoder stages
             under aux["deep_supervision"].
+        location_head: Cells of a cube grid; > 0 adds a cube-location classifier on the
+            bottleneck (`aux_heads.LocationHead`), run by `forward(x, location=True)`.
 
-    `forward(x)` takes a (B, in_channels, D, H, W) float tensor with D, H, W multiples of 16 and
-    returns `SegOutput(logits, embedding, aux)`, aux None unless a head option is on.
+    `forward(x, location=False)` takes a (B, in_channels, D, H, W) float tensor with D, H, W
+    multiples of 16 and returns `SegOutput(logits, embedding, aux)`, aux None unless a head
+    option is on ("location": (B, cells) only when asked).
     """
 
     def __init__(
@@ -102,6 +105,7 @@ class VNet(nn.Module):
         embedding_scale: int = 2,
         sdf_head: bool = False,
         deep_supervision: bool = False,
+        location_head: int = 0,
     ) -> None:
         super().__init__()
         check_positive_int("in_channels", in_channels)
@@ -158,9 +162,14 @@ class VNet(nn.Module):
             if deep_supervision
             else None
         )
+        self.location = (
+            LocationHead(channels=16 * f, num_cells=location_head) if location_head else None
+        )
 
-    def forward(self, x: Tensor) -> SegOutput:
+    def forward(self, x: Tensor, *, location: bool = False) -> SegOutput:
         check_input(x, self.in_channels, instance_norm=self.normalization == "instancenorm")
+        if location and self.location is None:
+            raise no_location_head()
         # Channel counts in the shape comments are those of base_filters=16.
         x1 = self.block_one(x)  # (B, 16, D, H, W)
         x2 = self.block_two(self.block_one_dw(x1))  # (B, 32, D/2, H/2, W/2)
@@ -180,4 +189,6 @@ class VNet(nn.Module):
             aux["sdf"] = self.sdf_head(x9)  # (B, num_classes, D, H, W)
         if self.deep_supervision is not None:
             aux["deep_supervision"] = self.deep_supervision([x6, x7, x8], tuple(x.shape[2:]))
+        if location:
+            aux["location"] = self.location(x5)  # (B, cells)
         return SegOutput(logits=logits, embedding=embedding, aux=aux or None)
