@@ -175,7 +175,7 @@ def paired(runs: list[dict], margins: dict, smallest: float) -> list[dict]:
 
 def keep_run(run_dir: Path, kept: Path) -> None:
     """Copy a finished run's small files to ``kept/<run-id>/`` (each file atomically)."""
-    from dycon.data._io import atomic_path
+    from dycon.data.files import atomic_path
 
     for name in KEPT_FILES:
         if (run_dir / name).is_file():
@@ -195,7 +195,7 @@ def restore_runs(kept: Path, runs_dir: Path) -> int:
 
 
 def write_outputs(report: dict, out: Path) -> None:
-    from dycon.data._io import write_text_atomic
+    from dycon.data.files import write_text_atomic
 
     write_text_atomic(out, json.dumps(report, indent=1) + "\n")
     write_text_atomic(out.with_suffix(".csv"), _csv(report["runs"], drop=("dice_per_case",)))

@@ -317,7 +317,7 @@ def save_results(
     ``dest`` is replaced whole, through a staging folder and renames, so it never mixes two
     reproductions and an interruption leaves the previous one in place.
     """
-    from .data._io import staged_folder
+    from .data.files import staged_folder
 
     dest = Path(dest)
     with staged_folder(dest) as staging:

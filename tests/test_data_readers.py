@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from data_fixtures import SHAPE, SHARED_LA, tiny_case, write_h5, write_nifti
 
-from dycon.data._io import sha256_file
+from dycon.data.files import sha256_file
 from dycon.data.readers import (
     list_isles_bids_cases,
     read_brats19,

@@ -101,3 +101,39 @@ def test_every_part_has_a_rank_and_imports_only_downwards():
     assert parts <= set(RANK), f"give these a rank: {sorted(parts - set(RANK))}"
     up = [(f, t) for part, t, f in EDGES if RANK[t] > RANK[part]]
     assert not up, f"imports that go up the layers: {up}"
+
+
+def _private_imports(path: Path, root: Path = PACKAGE) -> list[str]:
+    """Modules ``dycon.<part>._<name>`` that ``path`` imports from another part."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    package = path.relative_to(root.parent).parts[:-1]
+    own = _part(path) if root == PACKAGE else package[1] if len(package) > 1 else ""
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            base = list(package[: len(package) - node.level + 1]) if node.level else []
+            module = [*base, *(node.module.split(".") if node.module else [])]
+            names = [module] + [[*module, a.name] for a in node.names]
+        elif isinstance(node, ast.Import):
+            names = [a.name.split(".") for a in node.names]
+        else:
+            continue
+        for name in names:
+            private = [i for i, n in enumerate(name) if n.startswith("_") and n[1:2] != "_"]
+            if len(name) > 2 and name[0] == "dycon" and name[1] != own and private:
+                out.append(".".join(name[: private[0] + 1]))  # up to the private module
+    return sorted(set(out))
+
+
+def test_no_private_module_is_imported_from_another_part():
+    """``losses._checks`` and ``metrics._checks`` are their packages' own; other parts use what
+    the package exports (``dycon.losses.compute_dtype``)."""
+    found = {str(p.relative_to(PACKAGE.parent)): _private_imports(p) for p in PACKAGE.rglob("*.py")}
+    assert not {f: m for f, m in found.items() if m}
+
+
+def test_a_private_import_across_parts_is_seen(tmp_path):
+    module = tmp_path / "dycon" / "methods" / "bad.py"
+    module.parent.mkdir(parents=True)
+    module.write_text("from ..losses._checks import compute_dtype\nfrom ._own import x\n")
+    assert _private_imports(module, root=tmp_path / "dycon") == ["dycon.losses._checks"]

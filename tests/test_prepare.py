@@ -18,7 +18,7 @@ from data_fixtures import SHARED_LA, SHARED_SPLITS, serve, write_nifti
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
-from dycon.data._io import sha256_file
+from dycon.data.files import sha256_file
 from dycon.data.prepare import DATASETS, ISLES_SIM_BANNER, options_of, prepare, status
 from dycon.data.prepare import brats19 as brats_mod
 from dycon.data.prepare import la as la_mod

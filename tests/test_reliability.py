@@ -380,3 +380,21 @@ def test_prepare_refuses_labels_outside_0_1_naming_the_source(capsys, tmp_path, 
     argv += ["--option", f"cases=[{case}]", "--option", f"lists_dir={SHARED_SPLITS / 'la'}"]
     err = _one_line_exit_2(capsys, argv, watch=tmp_path, contains=f"{{0, 1, {value}}}")
     assert str(source) in err and ".partial" not in err
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_a_checkpoint_follows_the_umask(tmp_path, umask):
+    """Checkpoints go through the one atomic writer, so they get 0666 & ~umask (0644 under the
+    usual 022), not mkstemp's owner-only 0600 that a shared runs folder cannot read."""
+    import stat
+
+    old = os.umask(umask)
+    try:
+        path = tmp_path / "checkpoints" / "last.pt"
+        save_checkpoint(
+            path, step=1, nets={"student": torch.nn.Linear(2, 1)}, optimizers={}, extra={}
+        )
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
+    assert not list(path.parent.glob("*.tmp"))

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dycon.data._io import atomic_path, sha256_file
+from dycon.data.files import atomic_path, sha256_file
 from dycon.data.volume import DATA_PAGE, DataError
 
 PathLike = str | os.PathLike

@@ -8,15 +8,14 @@ the file, what it holds, what the configuration expects, and what to do.
 
 from __future__ import annotations
 
-import os
 import pickle
 import random
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..data.files import atomic_path
 from ..data.volume import DataError
 
 RETRAIN = "delete it to restart the run from scratch (train again)"
@@ -39,14 +38,8 @@ def save_checkpoint(path: Path, *, step: int, nets: dict, optimizers: dict, extr
         "rng": rng_state(),
         "extra": extra,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:  # the project's one atomic writer (it follows the umask)
         torch.save(state, tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def rng_state() -> dict:

@@ -19,7 +19,7 @@ import scipy.ndimage as ndi
 import torch
 
 from ..config import ConfigError, config_hash, to_dict
-from ..data._io import atomic_path, write_text_atomic
+from ..data.files import atomic_path, write_text_atomic
 from ..metrics import case_metrics, mean_ci
 from .checkpoint import load_checkpoint
 from .datasets import SYNTHETIC, SplitData

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import ConfigError
-from ..data._io import write_text_atomic
+from ..data.files import write_text_atomic
 from .datasets import SplitData, TrainData, dataset_folder, split_cases, train_data
 from .distributed import World, barrier, init_world, resolve_device
 from .evaluate import evaluate

@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from ..config import ConfigError, config_hash, to_dict
-from ..data._io import write_text_atomic
+from ..data.files import write_text_atomic
 from .checkpoint import remove_interrupted_writes
 from .schema import ExperimentConfig
 

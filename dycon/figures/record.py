@@ -11,7 +11,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..data._io import staged_folder
+from ..data.files import staged_folder
 from ..experiments import RunResult
 from ._format import clean, png_size, slug
 from .registry import figure

@@ -1,5 +1,6 @@
 """DyCON losses: UnCL (Eqs. 1-2), FeCL (Eqs. 3-4) and the supervised Dice + CE of Eq. (5)."""
 
+from ._checks import compute_dtype
 from .fecl import (
     downsample_labels,
     fecl_loss,
@@ -14,6 +15,7 @@ from .uncl import beta_schedule, uncl_loss
 
 __all__ = [
     "beta_schedule",
+    "compute_dtype",
     "dice_ce_loss",
     "dice_loss",
     "downsample_labels",

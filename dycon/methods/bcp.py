@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..losses._checks import compute_dtype
+from ..losses import compute_dtype
 from .base import IGNORE_LABEL, Batch, LossTerms, Method, NetworkSpec, Stage, StepState
 from .mixing import paste, random_cube_mask
 

@@ -16,7 +16,7 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage as ndi
 
-from dycon.data._io import sha256_file
+from dycon.data.files import sha256_file
 from dycon.data.isles_sim.params import Preset, SimParams
 
 TEMPLATE_FILES = {

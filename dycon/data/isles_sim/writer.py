@@ -11,13 +11,12 @@ import os
 import platform
 import shutil
 import tempfile
-import uuid
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 
-from dycon.data._io import atomic_path, write_text_atomic
+from dycon.data.files import atomic_path, replace_folder, write_text_atomic
 from dycon.data.isles_sim import anatomy
 from dycon.data.isles_sim.lesions import component_rows, phenotype_schedule
 from dycon.data.isles_sim.params import (
@@ -137,17 +136,7 @@ def _occupied(dest: Path) -> bool:
 
 def _move_into_place(tmp: Path, dest: Path, *, overwrite: bool, preset: str, seed: int) -> None:
     if overwrite and _occupied(dest):
-        old = dest.with_name(f".{dest.name}.old-{uuid.uuid4().hex[:8]}")
-        os.replace(dest, old)  # two renames: a folder cannot be renamed onto a full one
-        try:
-            os.replace(tmp, dest)
-        except BaseException:
-            os.replace(old, dest)  # put the previous content back
-            raise
-        if old.is_dir() and not old.is_symlink():
-            shutil.rmtree(old)
-        else:
-            old.unlink()
+        replace_folder(tmp, dest)
         return
     with contextlib.suppress(FileNotFoundError):
         dest.rmdir()  # an empty folder stands in the way of the rename

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from dycon.data._io import sha256_file
+from dycon.data.files import sha256_file
 from dycon.data.readers._common import bare_id
 from dycon.data.readers.bids import load_nifti as load_nifti_file
 from dycon.data.splits import PINNED_LISTS, fetch_split_lists, read_split, write_split

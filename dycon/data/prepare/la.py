@@ -20,7 +20,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from dycon.data._io import atomic_path
+from dycon.data.files import atomic_path
 from dycon.data.prepare._common import (
     PathLike,
     pinned_lists,

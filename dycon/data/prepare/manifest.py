@@ -11,15 +11,13 @@ import datetime
 import json
 import logging
 import os
-import shutil
-import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
 
 import dycon
-from dycon.data._io import sha256_file, write_text_atomic
+from dycon.data.files import remove, replace_folder, sha256_file, write_text_atomic
 from dycon.data.prepare._common import DATASETS, PathLike, check_lists, restrict_lists
 from dycon.data.readers import bare_id, read_case
 from dycon.data.volume import DATA_ENV, DATA_PAGE, DataError, Volume, data_root
@@ -78,44 +76,21 @@ def staging(dest: PathLike) -> Iterator[Path]:
     tmp = partial_path(dest)
     if tmp.exists() or tmp.is_symlink():
         log.info("removing stale %s", tmp)
-        _remove(tmp)
+        remove(tmp)
     tmp.mkdir(parents=True)
     try:
         yield tmp
-        _swap(tmp, dest)
+        replace_folder(tmp, dest)
     except DataError as exc:
-        _remove(tmp)
+        remove(tmp)
         if str(tmp) not in str(exc):
             raise
         # The staged path is gone by the time the user reads the message: name where the file
         # was going (the preparer names its source where it knows it, see ``describe``).
         raise DataError(str(exc).replace(str(tmp), str(dest))) from exc
     except BaseException:
-        _remove(tmp)
+        remove(tmp)
         raise
-
-
-def _swap(tmp: Path, dest: Path) -> None:
-    """Rename ``tmp`` onto ``dest``; a folder cannot be renamed onto a non-empty one, so the old
-    one is moved aside first and put back if the second rename fails."""
-    if not (dest.exists() or dest.is_symlink()):
-        os.replace(tmp, dest)
-        return
-    old = dest.with_name(f".{dest.name}.old-{uuid.uuid4().hex[:8]}")
-    os.replace(dest, old)
-    try:
-        os.replace(tmp, dest)
-    except BaseException:
-        os.replace(old, dest)
-        raise
-    _remove(old)
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    else:
-        path.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------- manifest

@@ -5,7 +5,7 @@ from __future__ import annotations
 import h5py
 import numpy as np
 
-from dycon.data._io import atomic_path
+from dycon.data.files import atomic_path
 from dycon.data.readers._common import AXES_ATTR, CASE_ATTR, SPACING_ATTR, PathLike
 from dycon.data.volume import DataError, Volume
 
