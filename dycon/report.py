@@ -24,10 +24,9 @@ import numpy as np
 import pandas as pd
 
 from .experiments import TABLES, RunResult
-from .metrics import mean_ci
+from .metrics import CASE_METRICS, mean_ci
 from .paper import paper_rows
 
-METRICS = ("dice", "iou", "hd95", "asd")
 LABELS = {"dice": "Dice (%) ↑", "iou": "IoU (%) ↑", "hd95": "HD95 ↓", "asd": "ASD ↓"}
 SWITCHES = ("fecl_focal", "fecl_hard_negatives", "fecl_entropy", "uncl")
 SWITCH_NAMES = {"fecl_focal": "F⁺F⁻", "fecl_hard_negatives": "HN", "fecl_entropy": "Ent."}
@@ -119,7 +118,7 @@ def _row(table: int, key: tuple[str, int], runs: list[RunResult], paper: dict, *
         row.update({s: p.get(s) for s in SWITCHES})
     unit = runs[0].summary["units"]["hd95"] if runs else None
     row["distance_unit"] = unit
-    for m in METRICS:
+    for m in CASE_METRICS:
         row[f"paper_{m}"] = p.get(m)
         row.update(_pooled(m, runs, prefix="ours"))
         if row["collapsed_runs"]:
@@ -228,7 +227,7 @@ def collapse_note(rows: list[dict]) -> str:
 
 def metrics_of(table: int) -> tuple[str, ...]:
     """The metrics ``table`` reports (Table 5 prints no IoU)."""
-    return TABLES[table].get("metrics", METRICS)
+    return TABLES[table].get("metrics", CASE_METRICS)
 
 
 def to_frame(table: int, rows: list[dict]) -> pd.DataFrame:
@@ -441,7 +440,7 @@ def glue_values(table: int, rows: list[dict]) -> dict[str, str]:
         if r["status"] != "ran":
             continue
         slug = "".join(c if c.isalnum() else "_" for c in r["row"].lower()).strip("_")
-        for m in METRICS:
+        for m in CASE_METRICS:
             base = f"t{table}_{slug}_{r['percent']}_{m}"
             out[f"{base}_paper"] = _fmt(r[f"paper_{m}"])
             out[f"{base}_ours"] = _fmt(r[f"ours_{m}"])

@@ -16,7 +16,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 from .curves import RunLog, plot_curves, read_log, smooth_ema
-from .lesion_stats import METRICS, bin_summary, compare_methods, wilson_interval
+from .lesion_stats import LESION_METRICS, bin_summary, compare_methods, wilson_interval
 from .lesions import (
     BINS,
     LesionStudy,
@@ -53,7 +53,7 @@ __all__ = [
     "FN",
     "FP",
     "GT_CONTOUR",
-    "METRICS",
+    "LESION_METRICS",
     "SCORES",
     "TP",
     "LesionStudy",

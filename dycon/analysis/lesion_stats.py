@@ -16,7 +16,7 @@ from scipy.special import ndtri
 from ..metrics import mean_ci
 from .lesions import BINS, Bin, bin_of, check_bins
 
-METRICS = ("detection_rate", "detection_iou_rate", "dice")
+LESION_METRICS = ("detection_rate", "detection_iou_rate", "dice")
 COLUMNS = ("bin", "metric", "method", "kind", "value", "low", "high", "n")
 # metric -> (record field, bin_summary prefix, bin_summary value, scale of a paired difference)
 _FIELDS = {
@@ -95,7 +95,7 @@ def compare_methods(
 
     ``lesions_a`` and ``lesions_b`` are per-lesion records of the same cases (same ground truth),
     paired by ``(case, lesion)``. Tidy rows ``{bin, metric, method, kind, value, low, high, n}``
-    for each bin and each metric of ``METRICS`` (``detection_rate``, ``detection_iou_rate``,
+    for each bin and each metric of ``LESION_METRICS`` (``detection_rate``, ``detection_iou_rate``,
     ``dice``, all in %): ``kind="method"`` rows as in :func:`bin_summary` (Wilson intervals for
     rates, bootstrap for Dice), and a ``kind="difference"`` row, method ``"<B> - <A>"``: the mean
     per-lesion difference (detection as 0 / 100) with a paired percentile-bootstrap interval.

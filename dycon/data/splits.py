@@ -146,9 +146,10 @@ def _pin(source: tuple[str, str], path: str, sha256: str, lines: int) -> PinnedL
     return PinnedList(source[0], source[1], path, path.rsplit("/", 1)[-1], sha256, lines)
 
 
-# Transcribed from shared/data/splits/README.md; the tests check each sha256 and line count
-# against the copies there. BraTS lists are SSL4MIS's (LF endings; DyCON's copies are the same ids
-# with CRLF). Pancreas test1..3.list lie inside train.list: see pancreas_eval_list.
+# Transcribed from the lists' public sources (each PinnedList names its repository and path);
+# the tests check each sha256 and line count against local copies when they are present.
+# BraTS lists are SSL4MIS's (LF endings; DyCON's copies are the same ids with CRLF).
+# Pancreas test1..3.list lie inside train.list: see pancreas_eval_list.
 PINNED_LISTS: dict[str, tuple[PinnedList, ...]] = {
     "la": (
         _pin(_UAMT, "data/train.list",
@@ -183,14 +184,6 @@ PINNED_LISTS: dict[str, tuple[PinnedList, ...]] = {
              "9b34f2b26f9db4f23158ed58095f53af6fbbba11db60ce4556b9206fc8cee729", 21),
     ),
 }  # fmt: skip
-
-# The defaults a run uses: (train list, evaluation list).
-DEFAULT_LISTS = {
-    "la": ("train.list", "test.list"),
-    "brats19": ("train.txt", "test.txt"),
-    "pancreas": ("train.list", "test.list"),
-    "isles22": ("train.list", "test.list"),
-}
 
 
 def _download(url: str, *, timeout: float, target: Path) -> bytes:

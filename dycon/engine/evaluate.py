@@ -20,7 +20,7 @@ import torch
 
 from ..config import ConfigError, config_hash, to_dict
 from ..data.files import atomic_path, write_text_atomic
-from ..metrics import case_metrics, mean_ci
+from ..metrics import CASE_METRICS, case_metrics, mean_ci
 from .checkpoint import load_checkpoint
 from .datasets import SYNTHETIC, SplitData
 from .distributed import resolve_device
@@ -28,8 +28,6 @@ from .inference import sliding_window_predict
 from .networks import build_network_of
 from .runs import data_version, run_id
 from .schema import ExperimentConfig
-
-METRICS = ("dice", "iou", "hd95", "asd")
 
 
 def largest_component(mask: np.ndarray) -> np.ndarray:
@@ -129,7 +127,7 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 
 def _summary(cfg, rows, train_info, eval_seconds, device) -> dict:
     metrics = {}
-    for name in METRICS:
+    for name in CASE_METRICS:
         values = [float(r[name]) for r in rows]
         ci = mean_ci(values)
         finite = [v for v in values if not math.isnan(v)]

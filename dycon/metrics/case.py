@@ -10,6 +10,9 @@ from ._checks import check_choice, check_pair
 from .overlap import _dice, _iou
 from .surface import _directed, _hd95, _surfaces
 
+# The per-case metrics of every table, in the paper's column order (case_metrics computes them).
+CASE_METRICS = ("dice", "iou", "hd95", "asd")
+
 CONVENTIONS = ("honest", "official")
 EMPTY_PENALTIES = (None, "diagonal")
 

@@ -1,7 +1,7 @@
 """isles-sim: synthetic stroke lesions in the MNI152 template, in the ISLES'22 BIDS layout.
 
 Public API: `generate_isles_sim(dest, preset=..., seed=..., overwrite=...)`. Design:
-notes/datasets.md section 4; generator 2.0 departs from its intensity numbers to make the task
+book/data.md (isles-sim); generator 2.0 departs from its intensity numbers to make the task
 about as hard as real ISLES'22 (see `params`: version history, `CALIBRATION`). Modules: `params`
 (presets and every parameter), `anatomy` (template or phantom, per-subject resampling),
 `lesions` (phenotypes, planting with partial volume, component table), `mimics` (unlabeled

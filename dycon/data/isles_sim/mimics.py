@@ -1,7 +1,7 @@
 """Lesion mimics for isles-sim: unlabeled structures that are bright on DWI.
 
 What makes real DWI lesion segmentation hard is less the lesions than what else is bright
-(notes/datasets.md section 1.1):
+(book/data.md, ISLES 2022):
 
 - susceptibility (EPI) artefacts at air-bone interfaces, i.e. the brain surface next to the
   skull base (orbitofrontal cortex, temporal poles, cerebellum): as bright as a lesion on DWI,

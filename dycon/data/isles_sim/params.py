@@ -7,7 +7,7 @@ version match.
 
 Version history:
 
-- 1.0.0: the prototype of notes/datasets.md section 4. Too easy: after per-case z-scoring the
+- 1.0.0: the first design (book/data.md, isles-sim). Too easy: after per-case z-scoring the
   lesions sat about 4 SD above the brain, a single global threshold reached a test Dice of 95 %
   and a quick-scale supervised U-Net 92 % with 8 labeled cases (real ISLES'22 semi-supervised
   Dice with 5-20 % labels: 30-70 %).
@@ -98,7 +98,7 @@ class SimParams:
     """Generation parameters (ranges are sampled uniformly unless the name says log).
 
     Attributes are grouped as anatomy, subject transform, phenotypes, lesion shape, lesion
-    intensity and acquisition; see notes/datasets.md section 4 for where the values come from.
+    intensity and acquisition; book/data.md (isles-sim) says where the values come from.
     """
 
     # Anatomy: brain = rescaled T1 > threshold (holes filled); maps averaged to this step first.

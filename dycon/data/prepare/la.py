@@ -2,7 +2,8 @@
 
 The files are used as published (``mri_norm2.h5``: image z-scored over the whole volume, label
 {0, 1}, 0.625 mm): every byte is checked against ``checksums/la.json``. ``downsample=F`` (a power
-of two) then shrinks each verified file for CPU budgets, F = 2 reproducing ``shared/data/la/half``.
+of two) then shrinks each verified file for CPU budgets, F = 2 reproducing the half-resolution
+LA copy of book/data.md.
 """
 
 from __future__ import annotations
@@ -128,7 +129,7 @@ def prepare_la(
         dest: the dataset folder (default ``$DYCON_DATA/la``).
         cases: prepare only these ids (split lists are restricted to them).
         verify: check each file against ``checksums/la.json``. False copies files as they are
-            (for the 2x downsampled copy in ``shared/data/la/half``); the manifest says so.
+            (for a 2x downsampled copy, such as a half-resolution LA); the manifest says so.
         base_url: raw-file server for the files and the split lists (a local one in tests).
         lists_dir: a folder with the pinned ``train.list``/``test.list`` (default: ``raw``).
         timeout: seconds per download.
@@ -136,7 +137,7 @@ def prepare_la(
             image = mean of each 2 x 2 x 2 block, label = strict block majority (a 4-4 tie is
             background), a trailing odd plane dropped, repeated log2(F) times; spacing x F in the
             ``spacing_mm`` attribute. Repeating the 2x step makes 4x of the upstream files equal
-            2x of ``shared/data/la/half``, bit for bit.
+            2x of a half-resolution copy, bit for bit.
 
     Returns:
         The dataset folder.
@@ -260,7 +261,7 @@ def _notes(records: list[dict], *, verify: bool) -> list[str]:
     notes = [] if verify else ["files NOT verified against the upstream sha256"]
     spacings = {tuple(r["spacing"]) for r in records}
     if spacings != {tuple(LA_SPACING)}:
-        # A downsampled copy (2x: shared/data/la/half at 1.25 mm; 4x: the CPU scale's 2.5 mm).
+        # A downsampled copy (2x: the half-resolution copy at 1.25 mm; 4x: the CPU scale's 2.5 mm).
         shown = ", ".join(sorted("x".join(f"{v:g}" for v in s) for s in spacings))
         factors = sorted({f"{max(s) / max(LA_SPACING):g}x" for s in spacings})
         notes.append(
