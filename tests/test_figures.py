@@ -13,7 +13,7 @@ import pytest
 from matplotlib.image import imread
 
 from dycon import cli, experiments, figures
-from dycon.analysis.lesions import analyze_case
+from dycon.analysis.lesion_study import analyze_case
 from dycon.config import ConfigError
 from dycon.data.splits import read_split
 from dycon.engine.runs import run_id

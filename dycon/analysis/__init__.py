@@ -1,6 +1,6 @@
 """Analyses behind the figures: lesion-size sensitivity, Grad-CAM, training curves, overlays.
 
-- :mod:`.lesions` - per-lesion detection and Dice by lesion volume, per-bin rates with Wilson
+- :mod:`.lesion_study` - per-lesion detection and Dice by lesion volume, per-bin rates with Wilson
   intervals, per-case records, two-method comparisons (numpy / scipy only).
 - :mod:`.gradcam` - Grad-CAM maps of UNet3D / VNet through pytorch-grad-cam (imports torch; its
   names load on first use, so the rest of the package does not pay for torch).
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from .curves import RunLog, plot_curves, read_log, smooth_ema
 from .lesion_stats import LESION_METRICS, bin_summary, compare_methods, wilson_interval
-from .lesions import (
+from .lesion_study import (
     BINS,
     LesionStudy,
     analyze_case,

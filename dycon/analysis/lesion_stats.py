@@ -1,4 +1,4 @@
-"""Per-bin summaries of lesion records (:mod:`dycon.analysis.lesions`): detection rates with
+"""Per-bin summaries of lesion records (:mod:`dycon.analysis.lesion_study`): detection rates with
 Wilson intervals, mean per-lesion Dice with bootstrap intervals, and paired method differences.
 
 Lesions are resampled as if independent, which ignores that lesions of one case are correlated:
@@ -14,7 +14,7 @@ import numpy as np
 from scipy.special import ndtri
 
 from ..metrics import mean_ci
-from .lesions import BINS, Bin, bin_of, check_bins
+from .lesion_study import BINS, Bin, bin_of, check_bins
 
 LESION_METRICS = ("detection_rate", "detection_iou_rate", "dice")
 COLUMNS = ("bin", "metric", "method", "kind", "value", "low", "high", "n")

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..analysis.lesion_stats import bin_summary, compare_methods
-from ..analysis.lesions import BINS, LesionStudy, analyze_run
+from ..analysis.lesion_study import BINS, LesionStudy, analyze_run
 from ..experiments import RunResult
 from ._format import fmt_ci, new_figure, slug
 from .base import REFERENCE, Figure, Row, by_row, held_out

@@ -10,7 +10,7 @@ diagonal penalty) or ``convention="official"`` (the DyCON code: voxel units, emp
 from ._checks import as_mask, check_pair
 from .aggregate import MeanCI, PairedCI, mean_ci, paired_bootstrap
 from .case import CASE_METRICS, CONVENTIONS, case_metrics, image_diagonal
-from .lesions import LesionTable, lesion_table
+from .lesion_table import LesionTable, lesion_table
 from .overlap import dice, iou
 from .surface import asd, hd95, surface_distances
 from .variance import PairedVariance, paired_variance
