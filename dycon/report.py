@@ -203,7 +203,8 @@ def banner(results: list[RunResult], *, notes: list[str] = ()) -> str:
         f"protocol: {proto['model_selection']} checkpoint, {proto['model']} network, "
         f"{proto['convention']} metrics, test list {proto['test_list']} · "
         f"labeled: {', '.join(f'{p}% = {n} cases' for p, n in labeled)} · "
-        f"seeds: {', '.join(map(str, seeds))} ({len(results)} runs) · commit {', '.join(commits)}"
+        f"seeds: {', '.join(map(str, seeds))} ({_count(len(results), 'run')}) · "
+        f"commit {', '.join(commits)}"
     )
 
 
@@ -555,3 +556,8 @@ def page_glue(table: int, results: list[RunResult], *, notes: list[str] = ()) ->
         f"t{table}_runs": str(len(results)),
         f"t{table}_compute": f"{hours:.2f} h, {device}",
     }
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 run``, ``3 runs``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"

@@ -180,6 +180,7 @@ def _environment(device) -> dict:
         "device": str(device),
         "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None,
         "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
         "git_commit": _git_commit(),
     }
 
