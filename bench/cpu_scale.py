@@ -230,6 +230,37 @@ def _csv(rows: list[dict], *, drop: tuple[str, ...] = ()) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.page_only:
+        return render_page(ROOT / args.out, ROOT / args.page)
+    if not args.data_root:
+        parser.error("--data-root is required to train (or give --page-only)")
+    planned = _planned_runs(args)
+    if planned is None:
+        return 2
+    specs, percents, notes = planned
+    margins = paper_margins()
+    smallest = min(margins.values())
+    out = ROOT / args.out if not Path(args.out).is_absolute() else Path(args.out)
+    report = _report_head(args, argv, specs, percents, notes, margins, smallest)
+    runs_dir = ROOT / args.runs_dir
+    kept = out.with_name("cpu_scale-runs")
+    if restore_runs(kept, runs_dir):
+        print(f"refilled {runs_dir} from {kept}", flush=True)
+    _run_all(specs, report, args, out=out, runs_dir=runs_dir, kept=kept, margins=margins)
+    render_page(out, ROOT / args.page)
+    for p in report.get("paired", []):
+        print(
+            f"{p['percent']:2d} % {p['a']} - {p['b']}: {p['mean_difference']:+.2f} "
+            f"[{p['ci95'][0]:+.2f}, {p['ci95'][1]:+.2f}] over {len(p['seeds'])} seed(s); width "
+            f"{p['ci_width']:.2f} vs the paper's smallest margin {smallest:.2f}"
+        )
+    print(f"wrote {out}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=parse_seeds, default=parse_seeds("1337-1346"))
     parser.add_argument("--percents", default="5,10", help="labeled %% of the 80 train cases")
@@ -242,17 +273,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--page-only", action="store_true", help="render the page from --out; train nothing"
     )
-    args = parser.parse_args(argv)
-    if args.page_only:
-        return render_page(ROOT / args.out, ROOT / args.page)
-    if not args.data_root:
-        parser.error("--data-root is required to train (or give --page-only)")
-    import torch
+    return parser
 
+
+def _planned_runs(args) -> tuple[list, list[int], list[str]] | None:
+    """Table 4's run specs, whole seeds one after the other, the labeled percents and the data's
+    manifest notes; None (the error printed) for a bad option or data not LA at 4x."""
     from dycon.config import ConfigError
     from dycon.data.volume import DataError
-    from dycon.engine.trainer import TrainingError
-    from dycon.experiments import data_notes, ensure, table_runs
+    from dycon.experiments import data_notes, table_runs
 
     try:
         percents = [int(p) for p in args.percents.split(",")]
@@ -267,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     except (ConfigError, DataError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return None
     notes = data_notes("la", root=args.data_root)
     if not any("4x downsampled" in n for n in notes) and args.scale == "cpu":
         print(
@@ -276,12 +305,16 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.data_root}/la`",
             file=sys.stderr,
         )
-        return 2
+        return None
     specs.sort(key=lambda s: args.seeds.index(s.seed))  # a whole seed before the next one
-    margins = paper_margins()
-    smallest = min(margins.values())
-    out = ROOT / args.out if not Path(args.out).is_absolute() else Path(args.out)
-    report = {
+    return specs, percents, notes
+
+
+def _report_head(args, argv, specs, percents, notes, margins, smallest) -> dict:
+    """The record's fields known before the first run: what is run, on what, and by which rule."""
+    import torch
+
+    return {
         "bench": "cpu_scale",
         "table": TABLE,
         "scale": args.scale,
@@ -301,10 +334,14 @@ def main(argv: list[str] | None = None) -> int:
         "collapse_rule": f"empty prediction on >= {COLLAPSE_SHARE:.0%} of test cases",
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    runs_dir = ROOT / args.runs_dir
-    kept = out.with_name("cpu_scale-runs")
-    if restore_runs(kept, runs_dir):
-        print(f"refilled {runs_dir} from {kept}", flush=True)
+
+
+def _run_all(specs, report: dict, args, *, out: Path, runs_dir: Path, kept: Path, margins) -> None:
+    """Train (or reuse) each run in order, rewriting the record and its CSVs after each one."""
+    from dycon.engine.trainer import TrainingError
+    from dycon.experiments import ensure
+
+    smallest = report["smallest_paper_margin"]
     runs: list[dict] = []
     failed: list[dict] = []  # a run that cannot train (TrainingError) is named, the rest go on
     for i, spec in enumerate(specs, start=1):
@@ -339,15 +376,6 @@ def main(argv: list[str] | None = None) -> int:
         write_outputs(report, out)
         if trained:  # while a resume walks the kept runs, the page would show a partial record
             render_page(out, ROOT / args.page)
-    render_page(out, ROOT / args.page)
-    for p in report.get("paired", []):
-        print(
-            f"{p['percent']:2d} % {p['a']} - {p['b']}: {p['mean_difference']:+.2f} "
-            f"[{p['ci95'][0]:+.2f}, {p['ci95'][1]:+.2f}] over {len(p['seeds'])} seed(s); width "
-            f"{p['ci_width']:.2f} vs the paper's smallest margin {smallest:.2f}"
-        )
-    print(f"wrote {out}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -4,12 +4,13 @@
     python bench/lessons.py --lesson 2      # one lesson (its timing row is replaced)
     python bench/lessons.py --lesson 1 --set iterations=2 --output-dir /tmp/x --no-timings
 
-Each template ``notebooks/lesson_<n>_<topic>.ipynb`` runs with papermill (cwd: the repository
-root) into a temporary file beside ``<output-dir>/<page>.ipynb``, which replaces the old page
-only when every cell succeeded. With the default parameters the wall-clock of each lesson is
-recorded in ``results/teaching/timings.json`` and ``timings.csv`` (with the machine it ran on);
-a run with ``--set`` overrides is not a timing of the lesson: it records nothing and must
-write elsewhere (``--output-dir``), so that the book's pages are always the defaults' output.
+Each template ``notebooks/lesson_<n>_<topic>.ipynb`` runs through ``dycon.reproduce.render_page``,
+the book's one page runner (papermill, cwd: the repository root), into a temporary file beside
+``<output-dir>/<page>.ipynb``, which replaces the old page only when every cell succeeded.
+With the default parameters the wall-clock of each lesson is recorded in
+``results/teaching/timings.json`` and ``timings.csv`` (with the machine it ran on); a run with
+``--set`` overrides is not a timing of the lesson: it records nothing and must write elsewhere
+(``--output-dir``), so that the book's pages are always the defaults' output.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import os
 import resource
 import signal
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -56,44 +56,21 @@ def parse_set(assignments: list[str]) -> dict:
 
 
 def run_lesson(number: int, *, parameters: dict, output_dir: Path, progress: bool) -> float:
-    """Execute lesson ``number`` into ``output_dir``; returns its wall-clock seconds."""
-    import papermill
+    """Execute lesson ``number`` into ``output_dir``; returns its wall-clock seconds.
+
+    ``dycon.reproduce.render_page`` runs it, as it runs every page of the book: the old page is
+    replaced only when every cell succeeded, and the seconds are those it wrote into the page.
+    """
+    from dycon.reproduce import render_page, repo_relative
 
     stem, page = LESSONS[number]
     template = ROOT / "notebooks" / f"{stem}.ipynb"
-    output_dir.mkdir(parents=True, exist_ok=True)
     final = output_dir / f"{page}.ipynb"
-    tmp = final.with_name(f".{page}.{os.getpid()}.ipynb")
-    start = time.perf_counter()
     try:
-        papermill.execute_notebook(
-            # paths relative to the root: papermill writes them into the page's metadata
-            str(template.relative_to(ROOT)),
-            str(tmp.relative_to(ROOT)) if tmp.is_relative_to(ROOT) else str(tmp),
-            parameters=parameters,
-            kernel_name="python3",
-            cwd=str(ROOT),
-            progress_bar=progress,
-        )
-    except papermill.PapermillExecutionError as err:
-        tmp.unlink(missing_ok=True)
-        raise RuntimeError(
-            f"lesson {number} ({template.name}) failed in cell {err.exec_count}: "
-            f"{err.ename}: {err.evalue}"
-        ) from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    seconds = time.perf_counter() - start
-    nb = json.loads(tmp.read_text())
-    for cell in nb["cells"]:  # the injected parameters are folded away on the page
-        tags = cell.get("metadata", {}).get("tags", [])
-        if "injected-parameters" in tags and "hide-cell" not in tags:
-            tags.append("hide-cell")
-    nb["metadata"].setdefault("dycon", {})["seconds"] = round(seconds, 1)
-    tmp.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
-    os.replace(tmp, final)
-    return seconds
+        render_page(template, final, parameters, progress=progress)
+    except RuntimeError as err:
+        raise RuntimeError(f"lesson {number} ({repo_relative(final)}): {err}") from None
+    return json.loads(final.read_text())["metadata"]["dycon"]["seconds"]
 
 
 def data_of(page: Path) -> str:

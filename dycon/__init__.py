@@ -3,23 +3,38 @@
 DyCON = Dynamic Uncertainty-aware Consistency and Contrastive learning for semi-supervised
 medical image segmentation.
 
-Layers, lowest first; a module imports only from its own layer or those below it, which
-``tests/test_layers.py`` checks on every import:
+Data flows one way (DESIGN.md), and ``tests/test_layers.py`` walks every import to keep it so:
 
-* ``config``: typed dataclass configs from YAML, ``--set`` overrides, the config hash.
-* ``data``: readers per on-disk format, ``prepare``, splits, the synthetic isles-sim, patches
-  and the two-stream sampler.
-* ``losses`` (Eqs. 1-5; FeCL's paper and reference forms as two functions), ``models`` (the
-  backbones and ``build_model``, the one place a network is built), ``metrics``.
-* ``methods``: one small file per method. A method declares its networks (trainable ones, EMA
-  copies, per-network model overrides), the stages of a run (e.g. a labeled-only pre-training
-  stage whose weights start the next), a batch transform, and maps a batch to named loss
-  terms; it never sees the optimizers or the loop.
-* ``engine``: the run of one configuration. ``trainer.train`` is an outline of one-screen
-  steps (build what the method declares, resume, train each stage, bookkeeping after each
-  step) that never branches on the method; evaluation, inference, checkpoints, run folders.
-* ``analysis`` (lesion sizes, Grad-CAM), ``experiments`` (the runs of each table, by config
-  hash), ``report``, ``figures``; then the entry points ``reproduce`` and ``cli``.
+    files -> data -> engine (+ methods, losses, models) -> run folder -> report -> notebook -> book
+
+* ``data``: readers per on-disk format, ``prepare`` (official download -> training files),
+  splits, the synthetic isles-sim, patches and the two-stream sampler. ``data/files.py`` is the
+  one atomic-file module (temp file + rename, folder swaps, checksums) that results use.
+* ``losses`` (Eqs. 1-5), ``models`` (``build_model``, the one place a network is built),
+  ``metrics``; ``config``: typed dataclass configs from YAML, ``--set`` overrides, the hash.
+* ``methods``: one small file per method, mapping a batch to named loss terms. A method
+  declares its networks (trainable, EMA copies), its stages (e.g. labeled-only pre-training)
+  and a batch transform; it never sees the optimizers or the loop.
+* ``engine``: the run of one configuration, ``pipeline.run_config`` (the CLI's and the
+  notebooks' one path): run id -> claim ``results/runs/<run id>/`` -> ``trainer.train``
+  (one-screen steps, no branch on the method) -> ``evaluate`` -> ``summary.json``.
+* ``experiments`` (the runs of each table, reused by run id), ``analysis`` (lesion sizes,
+  Grad-CAM maps), ``report`` and ``claims`` (tables and verdicts next to ``paper``),
+  ``figures``; then the entry points ``reproduce`` (papermill: notebooks -> book pages) and
+  ``cli``.
+
+Where a new thing is declared (the rest is derived from the declaration):
+
+* method: a module in ``methods/``, a row of ``methods/__init__.py``'s ``METHODS``, and its
+  preset ``configs/methods/<name>.yaml``;
+* table: its entry in ``experiments.TABLES`` (rows, percents, dataset), checked against
+  ``paper.TABLES``; one template, ``notebooks/table.ipynb``, renders every table;
+* figure: a ``Figure`` at the end of its module in ``figures/``, listed in
+  ``figures/registry.py``'s ``FIGURES``, with its notebook ``notebooks/fig_<name>.ipynb``;
+* dataset: its preparer ``data/prepare/<name>.py`` (``PREPARERS``), its reader
+  (``data/readers``' ``READERS``), its prepared layout and command (``data/prepare/manifest.py``'s
+  ``CASE_FILES``, ``COMMANDS``) and ``configs/datasets/<name>.yaml``; the name list is still
+  repeated in ``data/prepare/_common.DATASETS`` and ``cli.DATASETS``.
 """
 
 __version__ = "0.1.0"

@@ -174,36 +174,46 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
     if dataclasses.is_dataclass(tp):
         return from_dict(tp, value, where=key)
     if origin in (Union, types.UnionType):
-        options = get_args(tp)
-        if value is None and type(None) in options:
-            return None
-        for option in (o for o in options if o is not type(None)):
-            try:
-                return _coerce(option, value, key)
-            except ConfigError:
-                continue
-        raise ConfigError(f"{key} must be {_describe(tp)}, got {value!r}")
+        return _coerce_union(tp, value, key)
     if origin is Literal:
         if value not in get_args(tp):
             choices = ", ".join(map(repr, get_args(tp)))
             raise ConfigError(f"{key} must be one of {choices}, got {value!r}")
         return value
     if origin is tuple:
-        args = get_args(tp)
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key} must be a list, got {value!r}")
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_coerce(args[0], v, f"{key}[{i}]") for i, v in enumerate(value))
-        if len(value) != len(args):
-            raise ConfigError(f"{key} must have {len(args)} items, got {list(value)!r}")
-        return tuple(
-            _coerce(a, v, f"{key}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True))
-        )
+        return _coerce_tuple(tp, value, key)
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if tp in (int, float, str, bool) and (type(value) is not tp):
         raise ConfigError(f"{key} must be {_describe(tp)}, got {value!r}")
     return value
+
+
+def _coerce_union(tp: Any, value: Any, key: str) -> Any:
+    """The first option of ``A | B | None`` that takes ``value``, in the order written."""
+    options = get_args(tp)
+    if value is None and type(None) in options:
+        return None
+    for option in (o for o in options if o is not type(None)):
+        try:
+            return _coerce(option, value, key)
+        except ConfigError:
+            continue
+    raise ConfigError(f"{key} must be {_describe(tp)}, got {value!r}")
+
+
+def _coerce_tuple(tp: Any, value: Any, key: str) -> tuple:
+    """``tuple[X, ...]`` (any length) or ``tuple[X, Y]`` (that length) from a list or tuple."""
+    args = get_args(tp)
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{key} must be a list, got {value!r}")
+    if len(args) == 2 and args[1] is Ellipsis:
+        return tuple(_coerce(args[0], v, f"{key}[{i}]") for i, v in enumerate(value))
+    if len(value) != len(args):
+        raise ConfigError(f"{key} must have {len(args)} items, got {list(value)!r}")
+    return tuple(
+        _coerce(a, v, f"{key}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True))
+    )
 
 
 def _describe(tp: Any) -> str:

@@ -275,11 +275,12 @@ def _execute(
     os.replace(tmp, final)
 
 
-def render_page(template: Path, page: Path, parameters: dict) -> None:
+def render_page(template: Path, page: Path, parameters: dict, *, progress: bool = False) -> None:
     """Execute a page template (cwd: the repository root) into ``page``, replaced only when
-    every cell succeeded (a failed cell raises ``RuntimeError`` naming it)."""
+    every cell succeeded (a failed cell raises ``RuntimeError`` naming it). The wall time is
+    in the page's ``metadata.dycon.seconds``; ``progress`` streams the kernel's stderr here."""
     page.parent.mkdir(parents=True, exist_ok=True)
-    _execute(template, page, parameters, progress=False)
+    _execute(template, page, parameters, progress=progress)
 
 
 def _finish(path: Path, *, seconds: float, template: Path) -> None:

@@ -1,6 +1,7 @@
 """The command line: one-line errors with exit status 2, and a smoke run end to end."""
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -128,3 +129,24 @@ def test_best_val_selects_on_validation_and_says_which_step(
         capsys, "train", *common, "--set", "eval.select=best_val", "--set", "data.val_list=null"
     )
     assert code == 2 and "has no validation list" in err and err.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_evaluate_force_on_a_notebook_run_keeps_its_training_record(
+    capsys, tmp_path, finished_tiny_run
+):
+    # issue 14 item 1: a run made by experiments.ensure had no train.json, so a forced
+    # re-evaluation from the command line read {} and the summary lost its training seconds
+    runs_dir = shutil.copytree(finished_tiny_run.runs_dir, tmp_path / "runs")
+    run_dir = runs_dir / finished_tiny_run.run_dir.name
+    before = json.loads((run_dir / "summary.json").read_text())
+    recorded = json.loads((run_dir / "train.json").read_text())
+    assert before["train"]["seconds"] == recorded["seconds"] > 0
+    code, out, err = _run(
+        capsys, "evaluate", *finished_tiny_run.cli_args(runs_dir=runs_dir), "--force", "--quiet"
+    )
+    assert code == 0, err
+    assert out.startswith(f"{run_dir.name}: Dice")  # evaluated again, not "already evaluated"
+    after = json.loads((run_dir / "summary.json").read_text())
+    assert after["train"] == before["train"]  # seconds, steps, memory and the selected step
+    assert [p.name for p in runs_dir.iterdir()] == [run_dir.name]  # the same run id

@@ -31,7 +31,9 @@ computed (it pulls torchvision and OpenCV: the ``book`` extra).
 
 from __future__ import annotations
 
+import contextlib
 import warnings
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -161,37 +163,11 @@ def gradcam_volume(
     if not params:
         raise ValueError("the model has no parameters")
     x = x.to(params[0].device)
-    modes, flags = [(m, m.training) for m in model.modules()], [p.requires_grad for p in params]
-    try:
-        model.eval()
-        if isinstance(mask, str):
-            if mask != "pred":
-                raise ValueError(f'mask must be an array or "pred", got {mask!r}')
-            with torch.no_grad():
-                logits = wrapped(x)[0]
-            one = logits.shape[0] == 1  # a sigmoid network: lesion where the logit is > 0
-            m = (logits[0] > 0 if one else logits.argmax(0) == category).cpu().numpy()
-        else:
-            m = as_mask("mask", mask.detach().cpu().numpy() if isinstance(mask, Tensor) else mask)
-            if m.shape != spatial:
-                raise ValueError(f"mask shape {m.shape} != the image's spatial shape {spatial}")
-        if not m.any():
-            raise ValueError(f"the mask ({mask if isinstance(mask, str) else 'given'}) is empty")
-        for p in params:
-            p.requires_grad_(False)
+    with _frozen_eval(model, params):
+        target_mask = _target_mask(wrapped, x, mask, category=category, spatial=spatial)
         x.requires_grad_(True)  # gradients reach the activations without parameter gradients
-        # not `with cam:` - pytorch-grad-cam's __exit__ swallows IndexError
-        cam = _cam_class(method)(model=wrapped, target_layers=[layer])
-        try:
-            target = MaskedLogitTarget(m, category=category, score=score)
-            out = cam(input_tensor=x, targets=[target])
-        finally:
-            cam.activations_and_grads.release()
-    finally:
-        for p, flag in zip(params, flags, strict=True):
-            p.requires_grad_(flag)
-        for module, mode in modes:
-            module.train(mode)
+        target = MaskedLogitTarget(target_mask, category=category, score=score)
+        out = _run_cam(method, wrapped, layer, x, target)
     out = np.nan_to_num(np.asarray(out[0], dtype=np.float32), nan=0.0, posinf=1.0, neginf=0.0)
     if out.shape != spatial:
         raise RuntimeError(f"pytorch-grad-cam returned shape {out.shape}, expected {spatial}")
@@ -202,6 +178,61 @@ def gradcam_volume(
             stacklevel=2,
         )
     return np.clip(out, 0.0, 1.0)
+
+
+@contextlib.contextmanager
+def _frozen_eval(model: nn.Module, params: list[nn.Parameter]) -> Iterator[None]:
+    """Eval mode and no parameter gradients inside; every module's mode and every parameter's
+    ``requires_grad`` as they were after, also on an error (the caller's model is borrowed)."""
+    modes, flags = [(m, m.training) for m in model.modules()], [p.requires_grad for p in params]
+    try:
+        model.eval()
+        for p in params:
+            p.requires_grad_(False)
+        yield
+    finally:
+        for p, flag in zip(params, flags, strict=True):
+            p.requires_grad_(flag)
+        for module, mode in modes:
+            module.train(mode)
+
+
+def _target_mask(
+    wrapped: LogitsOnly,
+    x: Tensor,
+    mask: np.ndarray | Tensor | str,
+    *,
+    category: int,
+    spatial: tuple[int, ...],
+) -> np.ndarray:
+    """The binary (D, H, W) mask the target sums over: the given one, or the model's own
+    prediction of ``category`` for ``"pred"``; an empty mask is an error (nothing to explain)."""
+    if isinstance(mask, str):
+        if mask != "pred":
+            raise ValueError(f'mask must be an array or "pred", got {mask!r}')
+        with torch.no_grad():
+            logits = wrapped(x)[0]  # (C, D, H, W)
+        one = logits.shape[0] == 1  # a sigmoid network: lesion where the logit is > 0
+        m = (logits[0] > 0 if one else logits.argmax(0) == category).cpu().numpy()
+    else:
+        m = as_mask("mask", mask.detach().cpu().numpy() if isinstance(mask, Tensor) else mask)
+        if m.shape != spatial:
+            raise ValueError(f"mask shape {m.shape} != the image's spatial shape {spatial}")
+    if not m.any():
+        raise ValueError(f"the mask ({mask if isinstance(mask, str) else 'given'}) is empty")
+    return m
+
+
+def _run_cam(
+    method: str, wrapped: LogitsOnly, layer: nn.Module, x: Tensor, target: MaskedLogitTarget
+) -> np.ndarray:
+    """pytorch-grad-cam's map of ``target``, (1, D, H, W), its hooks released afterwards."""
+    # not `with cam:` - pytorch-grad-cam's __exit__ swallows IndexError
+    cam = _cam_class(method)(model=wrapped, target_layers=[layer])
+    try:
+        return cam(input_tensor=x, targets=[target])
+    finally:
+        cam.activations_and_grads.release()
 
 
 def _as_batch(image: np.ndarray | Tensor) -> Tensor:

@@ -142,11 +142,6 @@ def overlay_grid(
         A ``matplotlib.figure.Figure`` (constrained layout) of ``columns * panel_size`` by
         ``rows * panel_size + 0.5`` (the legend; 0 without) inches.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
-
     if not cases:
         raise ValueError("give at least one OverlayCase")
     methods = list(methods) if methods is not None else list(cases[0].preds)
@@ -154,15 +149,7 @@ def overlay_grid(
     columns = (["image"] if image_column else []) + methods
     if not columns:
         raise ValueError("no methods to show: give preds or image_column=True")
-    extra = 0.5 if legend else 0.0
-    fig = Figure(
-        figsize=(panel_size * len(columns), panel_size * len(rows) + extra),
-        dpi=dpi,
-        layout="constrained",
-    )
-    FigureCanvasAgg(fig)
-    fig.get_layout_engine().set(w_pad=0.02, h_pad=0.02, wspace=0.0, hspace=0.0)
-    axes = fig.subplots(len(rows), len(columns), squeeze=False)
+    fig, axes = _grid_figure(len(rows), len(columns), panel_size, dpi, legend=legend)
     ax_i = _axis(axis)
     for r, (case, s) in enumerate(rows):
         image = _volume_image(case)
@@ -170,7 +157,6 @@ def overlay_grid(
         gt2 = np.take(as_mask("gt", case.gt), s, axis=ax_i)
         img2 = np.take(image, s, axis=ax_i)
         for col, name in enumerate(columns):
-            ax = axes[r, col]
             if name == "image":
                 pred2 = np.zeros_like(gt2)
             elif name not in case.preds:
@@ -179,36 +165,67 @@ def overlay_grid(
                 pred2 = np.take(_pred(case, name), s, axis=ax_i)
             fill = 0.0 if name == "image" else alpha  # the image column: contour only
             rgb = overlay_rgb(img2, gt2, pred2, alpha=fill, window=(lo, hi), contour=False)
-            shown = rgb.transpose(1, 0, 2) if transpose else rgb
-            ax.imshow(shown, origin="lower" if transpose else "upper", interpolation="nearest")
-            if gt2.any():  # voxel centres at integer coordinates, as imshow puts them
-                g = (gt2.T if transpose else gt2).astype(float)
-                ax.contour(
-                    np.arange(g.shape[1]),
-                    np.arange(g.shape[0]),
-                    g,
-                    levels=[0.5],
-                    colors=[GT_CONTOUR],
-                    linewidths=1.0,
-                )
-            ax.set_xticks([])
-            ax.set_yticks([])
+            ax = axes[r, col]
+            _draw_panel(ax, rgb, gt2, transpose=transpose)
             if r == 0:
                 ax.set_title(name, fontsize="small")
             if col == 0:
                 ax.set_ylabel(f"{case.case}\nslice {s}", fontsize="small")
     if legend:
-        handles = [
-            Line2D([], [], color=GT_CONTOUR, label="ground truth"),
-            Patch(color=TP, label="true positive"),
-            Patch(color=FN, label="false negative"),
-            Patch(color=FP, label="false positive"),
-        ]
-        ncol = 4 if len(columns) >= 3 else 2
-        fig.legend(
-            handles=handles, loc="outside lower center", ncol=ncol, fontsize="small", frameon=False
-        )
+        _add_legend(fig, len(columns))
     return fig
+
+
+def _grid_figure(n_rows: int, n_cols: int, panel_size: float, dpi: int, *, legend: bool):
+    """An Agg figure of ``n_rows x n_cols`` panels, ``panel_size`` inches each, packed tight,
+    with 0.5 inch below for the legend; returns ``(figure, axes)``, axes (n_rows, n_cols)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    extra = 0.5 if legend else 0.0
+    fig = Figure(
+        figsize=(panel_size * n_cols, panel_size * n_rows + extra),
+        dpi=dpi,
+        layout="constrained",
+    )
+    FigureCanvasAgg(fig)
+    fig.get_layout_engine().set(w_pad=0.02, h_pad=0.02, wspace=0.0, hspace=0.0)
+    return fig, fig.subplots(n_rows, n_cols, squeeze=False)
+
+
+def _draw_panel(ax, rgb: np.ndarray, gt2: np.ndarray, *, transpose: bool) -> None:
+    """One panel: the RGB overlay and the ground-truth contour line, without ticks."""
+    shown = rgb.transpose(1, 0, 2) if transpose else rgb
+    ax.imshow(shown, origin="lower" if transpose else "upper", interpolation="nearest")
+    if gt2.any():  # voxel centres at integer coordinates, as imshow puts them
+        g = (gt2.T if transpose else gt2).astype(float)
+        ax.contour(
+            np.arange(g.shape[1]),
+            np.arange(g.shape[0]),
+            g,
+            levels=[0.5],
+            colors=[GT_CONTOUR],
+            linewidths=1.0,
+        )
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _add_legend(fig, n_columns: int) -> None:
+    """The colour legend under the grid; four entries in one line from three columns on."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    handles = [
+        Line2D([], [], color=GT_CONTOUR, label="ground truth"),
+        Patch(color=TP, label="true positive"),
+        Patch(color=FN, label="false negative"),
+        Patch(color=FP, label="false positive"),
+    ]
+    ncol = 4 if n_columns >= 3 else 2
+    fig.legend(
+        handles=handles, loc="outside lower center", ncol=ncol, fontsize="small", frameon=False
+    )
 
 
 def _axis(axis: int) -> int:

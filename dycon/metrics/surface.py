@@ -37,6 +37,7 @@ medpy's up to the choice among exactly equidistant voxels (rounding, ~1e-15).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 from scipy.ndimage import distance_transform_edt
@@ -161,21 +162,57 @@ def _far(n_left: int, dst: np.ndarray) -> Callable[..., np.ndarray]:
     return _kdtree if n_left * per_query < dst.size else _transform
 
 
+class _GapTable(NamedTuple):
+    """The offset scan's table of one ``dst`` (method 1 of the module docstring), flattened."""
+
+    g: int  # the gap axis (finest spacing), axis 0 of the table
+    other: list[int]  # the other axes, in the table's order
+    pad: list[int]  # background voxels padded on both sides of each other axis
+    strides: np.ndarray  # the table's strides in items, (ndim,)
+    radius2: float  # the offsets' disc: squared mm
+    squared: np.ndarray  # (gap * s_g)² per voxel, raveled
+    gaps: np.ndarray  # gap in voxels per voxel, raveled
+    offsets: np.ndarray  # (ndim - 1, n_offsets) in ``other`` axes, by increasing length
+    r2: np.ndarray  # (n_offsets,) squared mm length of each offset
+    shifts: np.ndarray  # (n_offsets,) each offset as a shift of a raveled index
+    base: int  # every point's raveled index minus ``base`` stays >= 0
+
+
 def _scan(
     points: tuple[np.ndarray, ...], dst: np.ndarray, s: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Offsets ``δ (ndim, n)`` to the nearest ``dst`` voxel; the indices of the points left."""
-    n, ndim = points[0].size, dst.ndim
+    n = points[0].size
+    table = _gap_table(dst, s)
+    at = points[table.g] * table.strides[0] - table.base
+    for a, p, stride in zip(table.other, table.pad, table.strides[1:], strict=True):
+        at += (points[a] + p) * stride
+    # chunks of points close along the gap axis, so that their part of the table stays in cache
+    order = np.argsort(points[table.g], kind="stable") if table.g else np.arange(n)
+    delta, left = np.zeros((dst.ndim, n), np.intp), []
+    work, budget = 0, _SCAN_WORK * dst.size
+    cand = np.empty(min(n, _CHUNK))
+    for lo in range(0, n, _CHUNK):
+        idx = order[lo : lo + _CHUNK]
+        if work <= budget:
+            idx, work = _scan_chunk(table, idx, at[idx], delta, cand, work, budget)
+        left.append(idx)
+    return delta, np.concatenate(left)
+
+
+def _gap_table(dst: np.ndarray, s: np.ndarray) -> _GapTable:
+    """The table of row gaps to ``dst`` along the finest axis, padded so that every offset of
+    the disc stays inside, and the disc's offsets by increasing length."""
     g = int(np.argmin(s))  # the gap axis, first in the table's layout
-    other = [a for a in range(ndim) if a != g]
+    other = [a for a in range(dst.ndim) if a != g]
     area = np.prod(s[other]) * _SCAN_OFFSETS / (2.0 if len(other) == 1 else np.pi)
     radius2 = min(area ** (2 / len(other)), (2**28 * s[g]) ** 2)  # below the no-dst rows' value
     pad = [min(int(np.sqrt(radius2) // s[a]), dst.shape[a] - 1) for a in other]
     layout = np.ascontiguousarray(np.transpose(dst, [g, *other]))  # C order: ``strides`` below
     layout = np.pad(layout, [(0, 0)] + [(p, p) for p in pad])
     gap = _row_gaps(layout)
-    table = (gap * s[g]) ** 2  # float64; a row without dst gives > 2**58 * s_g², never final
-    strides = np.array(table.strides) // table.itemsize
+    squared = (gap * s[g]) ** 2  # float64; a row without dst gives > 2**58 * s_g², never final
+    strides = np.array(squared.strides) // squared.itemsize
     grid = np.meshgrid(*(np.arange(-p, p + 1) for p in pad), indexing="ij")
     offsets = np.stack([x.ravel() for x in grid])  # (ndim - 1, n_offsets), in ``other`` axes
     r2 = np.zeros(offsets.shape[1])
@@ -185,45 +222,55 @@ def _scan(
     keep = keep[np.argsort(r2[keep], kind="stable")]
     offsets, r2 = offsets[:, keep], r2[keep]
     shifts = strides[1:] @ offsets
-    base = int(-shifts.min())  # every point's index minus ``base`` stays >= 0
-    flat, gaps = table.ravel(), gap.ravel()
-    at = points[g] * strides[0] - base
-    for a, p, stride in zip(other, pad, strides[1:], strict=True):
-        at += (points[a] + p) * stride
-    # chunks of points close along the gap axis, so that their part of the table stays in cache
-    order = np.argsort(points[g], kind="stable") if g else np.arange(n)
-    delta, left = np.zeros((ndim, n), np.intp), []
-    work, budget, last = 0, _SCAN_WORK * dst.size, len(r2) - 1
-    cand = np.empty(min(n, _CHUNK))
-    for lo in range(0, n, _CHUNK):
-        idx = order[lo : lo + _CHUNK]
-        if work > budget:
-            left.append(idx)
+    base = int(-shifts.min())
+    return _GapTable(
+        g, other, pad, strides, radius2, squared.ravel(), gap.ravel(), offsets, r2, shifts, base
+    )
+
+
+def _scan_chunk(
+    table: _GapTable,
+    idx: np.ndarray,
+    pos: np.ndarray,
+    delta: np.ndarray,
+    cand: np.ndarray,
+    work: int,
+    budget: float,
+) -> tuple[np.ndarray, int]:
+    """Scan the offsets for the points ``idx`` (raveled table indices ``pos``), writing the
+    final ones' ``δ`` into ``delta``; returns the points left and the work done so far."""
+    flat, base, shifts, r2, radius2 = (
+        table.squared,
+        table.base,
+        table.shifts,
+        table.r2,
+        table.radius2,
+    )
+    best, which = np.full(idx.size, np.inf), np.zeros(idx.size, np.intp)
+    last = len(r2) - 1
+    for k in range(len(r2)):
+        c = np.take(flat[base + shifts[k] :], pos, out=cand[: pos.size], mode="clip")
+        c += r2[k]
+        better = c < best
+        np.copyto(best, c, where=better)
+        np.copyto(which, k, where=better)
+        work += pos.size
+        if k < last and r2[k + 1] == r2[k]:
             continue
-        pos, best, which = at[idx], np.full(idx.size, np.inf), np.zeros(idx.size, np.intp)
-        for k in range(len(r2)):
-            c = np.take(flat[base + shifts[k] :], pos, out=cand[: pos.size], mode="clip")
-            c += r2[k]
-            better = c < best
-            np.copyto(best, c, where=better)
-            np.copyto(which, k, where=better)
-            work += pos.size
-            if k < last and r2[k + 1] == r2[k]:
-                continue
-            stop = k == last or work > budget
-            done = best <= (radius2 if k == last else r2[k + 1])
-            count = np.count_nonzero(done)
-            if count and (stop or 8 * count >= pos.size):
-                ids, kd = idx[done], which[done]
-                for i, a in enumerate(other):
-                    delta[a, ids] = offsets[i, kd]
-                delta[g, ids] = gaps[pos[done] + base + shifts[kd]]
-                keep = ~done
-                idx, pos, best, which = idx[keep], pos[keep], best[keep], which[keep]
-            if stop or not idx.size:
-                break
-        left.append(idx)
-    return delta, np.concatenate(left)
+        stop = k == last or work > budget
+        # final: no longer offset can beat the best value (beyond the last one: the disc's radius)
+        done = best <= (radius2 if k == last else r2[k + 1])
+        count = np.count_nonzero(done)
+        if count and (stop or 8 * count >= pos.size):  # compact only when it pays
+            ids, kd = idx[done], which[done]
+            for i, a in enumerate(table.other):
+                delta[a, ids] = table.offsets[i, kd]
+            delta[table.g, ids] = table.gaps[pos[done] + base + shifts[kd]]
+            keep = ~done
+            idx, pos, best, which = idx[keep], pos[keep], best[keep], which[keep]
+        if stop or not idx.size:
+            break
+    return idx, work
 
 
 def _row_gaps(mask: np.ndarray) -> np.ndarray:
