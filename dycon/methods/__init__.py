@@ -3,6 +3,7 @@
 from .acmt import ACMT, ACMTConfig
 from .base import IGNORE_LABEL, Batch, LossTerms, Method, NetworkSpec, Stage, StepState, rampup
 from .bcp import BCP, BCPConfig
+from .cps import CPS, CPSConfig
 from .dtc import DTC, DTCConfig
 from .dycon import DyCON, DyconConfig
 from .magicnet import MagicNet, MagicNetConfig
@@ -22,11 +23,13 @@ METHODS = {
     "acmt": (ACMTConfig, ACMT),
     "bcp": (BCPConfig, BCP),
     "magicnet": (MagicNetConfig, MagicNet),
+    "cps": (CPSConfig, CPS),
 }
 
 __all__ = [
     "ACMT",
     "BCP",
+    "CPS",
     "DTC",
     "IGNORE_LABEL",
     "METHODS",
@@ -35,6 +38,7 @@ __all__ = [
     "ACMTConfig",
     "BCPConfig",
     "Batch",
+    "CPSConfig",
     "DTCConfig",
     "DyCON",
     "DyconConfig",
