@@ -7,6 +7,7 @@ from .cps import CPS, CPSConfig
 from .dtc import DTC, DTCConfig
 from .dycon import DyCON, DyconConfig
 from .magicnet import MagicNet, MagicNetConfig
+from .mcf import MCF, MCFConfig
 from .mean_teacher import MeanTeacher, MeanTeacherConfig
 from .supervised import Supervised, SupervisedConfig
 from .ua_mt import UAMT, UAMTConfig
@@ -24,6 +25,7 @@ METHODS = {
     "bcp": (BCPConfig, BCP),
     "magicnet": (MagicNetConfig, MagicNet),
     "cps": (CPSConfig, CPS),
+    "mcf": (MCFConfig, MCF),
 }
 
 __all__ = [
@@ -32,6 +34,7 @@ __all__ = [
     "CPS",
     "DTC",
     "IGNORE_LABEL",
+    "MCF",
     "METHODS",
     "UAMT",
     "URPC",
@@ -43,6 +46,7 @@ __all__ = [
     "DyCON",
     "DyconConfig",
     "LossTerms",
+    "MCFConfig",
     "MagicNet",
     "MagicNetConfig",
     "MeanTeacher",
