@@ -43,7 +43,7 @@ def _torchrun(*argv, cwd, timeout=300):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["supervised", "dycon", "cps", "mcf"])
+@pytest.mark.parametrize("method", ["supervised", "dycon", "cps", "mcf", "cml"])
 def test_two_gloo_processes_train_in_lockstep(tmp_path, method):
     proc = _torchrun(str(HERE / "_ddp_worker.py"), str(tmp_path), method, cwd=HERE.parent)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -185,6 +185,7 @@ METHOD_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     **dict.fromkeys(("noise_std", "noise_clip", "gamma", "beta"), _NON_NEGATIVE),
     **dict.fromkeys(("cross_weight", "cross_rampup"), _NON_NEGATIVE),
     **dict.fromkeys(("review_weight", "compete_weight", "compete_rampup"), _NON_NEGATIVE),
+    **dict.fromkeys(("conflict_weight", "unlabeled_weight"), _NON_NEGATIVE),
     "k": _positive_float(),
     **dict.fromkeys(("temperature", "beta_min", "beta_max"), _positive_float()),
     **dict.fromkeys(("threshold_start", "threshold_end"), _positive_float()),

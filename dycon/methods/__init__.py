@@ -3,6 +3,7 @@
 from .acmt import ACMT, ACMTConfig
 from .base import IGNORE_LABEL, Batch, LossTerms, Method, NetworkSpec, Stage, StepState, rampup
 from .bcp import BCP, BCPConfig
+from .cml import CML, CMLConfig
 from .cps import CPS, CPSConfig
 from .dtc import DTC, DTCConfig
 from .dycon import DyCON, DyconConfig
@@ -26,11 +27,13 @@ METHODS = {
     "magicnet": (MagicNetConfig, MagicNet),
     "cps": (CPSConfig, CPS),
     "mcf": (MCFConfig, MCF),
+    "cml": (CMLConfig, CML),
 }
 
 __all__ = [
     "ACMT",
     "BCP",
+    "CML",
     "CPS",
     "DTC",
     "IGNORE_LABEL",
@@ -41,6 +44,7 @@ __all__ = [
     "ACMTConfig",
     "BCPConfig",
     "Batch",
+    "CMLConfig",
     "CPSConfig",
     "DTCConfig",
     "DyCON",
