@@ -121,6 +121,30 @@ METHOD_COUNTING = {
         "(dycon/methods/magicnet.py); the location head (two small FC layers on the pooled "
         "bottleneck) is not counted"
     ),
+    "cps": (
+        "two trainable networks of one architecture, each forward + backward on the whole "
+        "batch, no teacher (dycon/methods/cps.py); the peer's passes are the peer_* parts, "
+        "shown in the student fwd+bwd column of the markdown"
+    ),
+    "dycon (framework ct)": (
+        "as cps, plus FeCL's products for each of the two networks on its rows (their backward "
+        "runs through the projection head when FeCL is on); no EMA teacher "
+        "(dycon/methods/dycon.py, preset dycon-ct)"
+    ),
+    "mcf": (
+        "two trainable networks of different architectures (method.subnets: VNet and UNet3D, "
+        "each counted as itself), each forward + backward on the whole batch "
+        "(dycon/methods/mcf.py); evaluation counts both networks' forwards per window "
+        "(eval.model ensemble)"
+    ),
+    "cml": (
+        "per step of the run, the mean over its two stages (dycon/methods/cml.py): both "
+        "networks forward + backward (through the embedding: the conflict loss) on the labeled "
+        "rows in the pre-training stage and on the whole batch in the main stage, where each "
+        "adds one forward, no backward, on the unlabeled rows (the pseudo-labels); the "
+        "largest-component step is a CPU pass, not counted; evaluation counts both forwards "
+        "(ensemble)"
+    ),
 }
 NOT_COUNTED = (
     "FlopCounterMode counts convolutions and matrix products only: normalisation, activations, "
@@ -253,11 +277,25 @@ def _ua_mt(cfg, batch, labeled, unlabeled) -> dict:
 
 def _dycon(cfg, batch, labeled, unlabeled) -> dict:
     p = {"teacher_rows": batch, "teacher_passes": 1}
+    co_training = cfg.method.get("framework", "mt") == "ct"
+    if co_training:  # the peer trains in the teacher's place
+        p = {"peer_rows": batch}
     if cfg.method["use_fecl"]:
         p["fecl_rows"] = unlabeled if cfg.method["fecl_on"] == "unlabeled" else batch
         if p["fecl_rows"]:
             p["backward_from"] = "logits+embedding"
+        p["fecl_rows"] *= 2 if co_training else 1  # each network against its partner
     return p
+
+
+def _cml(cfg, batch, labeled, unlabeled) -> dict:
+    return {
+        "peer_rows": batch,
+        "backward_from": "logits+embedding",
+        "mc_passes": 2,  # one no-grad forward of each network on the unlabeled rows
+        "pretrain_rows": labeled,
+        "pretrain_share": _pretrain_share(cfg),
+    }
 
 
 def _acmt(cfg, batch, labeled, unlabeled) -> dict:
@@ -301,14 +339,17 @@ _PASS_RULES = {
     "acmt": _acmt,
     "bcp": _bcp,
     "magicnet": _magicnet,
+    "cps": lambda cfg, batch, labeled, unlabeled: {"peer_rows": batch},
+    "mcf": lambda cfg, batch, labeled, unlabeled: {"peer_rows": batch},
+    "cml": _cml,
 }
 
 
 def step_passes(cfg) -> dict:
     """What one training step of ``cfg`` pushes through its networks (``METHOD_COUNTING``):
     student rows (forward + backward, ``backward_from`` those outputs), teacher rows x passes,
-    no-grad MC passes over the unlabeled rows, FeCL rows; for a method with a labeled-only
-    stage, that stage's share of the steps and its student rows."""
+    no-grad MC passes over the unlabeled rows, FeCL rows, a second trainable network's rows;
+    for a method with a labeled-only stage, that stage's share of the steps and its rows."""
     if cfg.method_name not in _PASS_RULES:
         raise ValueError(f"no FLOP rule for method {cfg.method_name!r}; add one to METHOD_COUNTING")
     batch, labeled = cfg.data.batch_size, cfg.data.labeled_batch_size
@@ -323,6 +364,7 @@ def step_passes(cfg) -> dict:
         "pretrain_share": 0.0,
         "cube_rows": 0,  # student forward + backward on cubes of cube_patch (MagicNet)
         "cube_patch": None,
+        "peer_rows": 0,  # forward + backward of a second trainable network ("peer")
         **_PASS_RULES[cfg.method_name](cfg, batch, labeled, batch - labeled),
     }
 
@@ -332,7 +374,7 @@ def step_flops(cfg) -> dict:
     backward, teacher forwards, FeCL), the rows and passes counted, and ``rule_of_three`` (the
     same step with backward = 2 x forward) for comparison. See ``METHOD_COUNTING``; with a
     labeled-only stage, the mean step of the run."""
-    counts = model_flops(cfg)
+    counts = model_flops(network_cfg(cfg, "student"))
     fwd, p = counts["forward"], step_passes(cfg)
     unlabeled = cfg.data.batch_size - cfg.data.labeled_batch_size
     backward = counts["backward"][p["backward_from"]]
@@ -348,24 +390,49 @@ def step_flops(cfg) -> dict:
         cube = model_flops(cfg, tuple(p["cube_patch"]))
         parts["student_forward"] += p["cube_rows"] * cube["forward"]
         parts["student_backward"] += p["cube_rows"] * cube["backward"][p["backward_from"]]
-    rule = 3 * parts["student_forward"] + sum(
+    trained = ["student"]
+    if p["peer_rows"]:  # only two-network methods have these parts: the others' output stays
+        peer = model_flops(network_cfg(cfg, "peer"))
+        parts["peer_forward"] = p["peer_rows"] * peer["forward"]
+        parts["peer_backward"] = p["peer_rows"] * peer["backward"][p["backward_from"]]
+        trained.append("peer")
+    rule = 3 * sum(parts[f"{n}_forward"] for n in trained) + sum(
         parts[k] for k in ("teacher_forward", "mc_forward", "fecl")
     )
     share = p["pretrain_share"]
-    if share:  # the labeled-only stage trains the student alone
+    if share:  # the labeled-only stage trains the student (and a peer) on the labeled rows
         pre = {"student_forward": p["pretrain_rows"] * fwd}
         pre["student_backward"] = p["pretrain_rows"] * backward
+        if p["peer_rows"]:
+            pre["peer_forward"] = p["pretrain_rows"] * peer["forward"]
+            pre["peer_backward"] = p["pretrain_rows"] * peer["backward"][p["backward_from"]]
         parts = {k: (1 - share) * v + share * pre.get(k, 0) for k, v in parts.items()}
-        rule = (1 - share) * rule + share * 3 * pre["student_forward"]
+        rule = (1 - share) * rule + share * 3 * sum(pre[f"{n}_forward"] for n in trained)
     return {
         "total": sum(parts.values()),
         "parts": parts,
+        **({"peer_rows": p["peer_rows"]} if p["peer_rows"] else {}),
         **{k: p[k] for k in ("student_rows", "teacher_rows", "teacher_passes", "fecl_rows")},
         "fecl_tokens_per_row": tokens if p["fecl_rows"] else 0,
         "backward_from": p["backward_from"],
         "pretrain_share": share,
         "rule_of_three": rule,
     }
+
+
+def network_cfg(cfg, name: str):
+    """``cfg`` with the architecture (``model.name``) of the method's network ``name``: MCF's
+    subnets differ. Other model overrides (DTC's SDF head, URPC's deep supervision) are small
+    heads and stay uncounted, as the counting rules say."""
+    import dataclasses
+
+    from dycon.engine.networks import build_method
+
+    specs = {s.name: s for s in build_method(cfg).networks}
+    spec = specs[name] if specs[name].ema_of is None else specs[specs[name].ema_of]
+    if "name" not in spec.model:
+        return cfg
+    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, name=spec.model["name"]))
 
 
 def _pretrain_share(cfg) -> float:
@@ -394,7 +461,13 @@ def eval_flops(cfg, shape=None, test_cases: int | None = None) -> dict:
     cases = TEST_CASES[dataset] if test_cases is None else test_cases
     patch = tuple(cfg.eval.patch or cfg.data.patch)
     windows = windows_per_case(shape, patch, cfg.eval.stride)
-    fwd = model_flops(cfg, patch)["forward"]
+    if cfg.eval.model == "ensemble":  # every trainable network, each its own architecture
+        from dycon.engine.networks import build_method
+
+        names = [s.name for s in build_method(cfg).networks if s.ema_of is None]
+    else:
+        names = [cfg.eval.model]
+    fwd = sum(model_flops(network_cfg(cfg, n), patch)["forward"] for n in names)
     return {
         "patch": list(patch),
         "stride": list(cfg.eval.stride),
@@ -481,7 +554,8 @@ def cost_run(run: dict, throughputs) -> dict:
                 "fecl_rows",
                 "backward_from",
             )
-        },
+        }
+        | ({"peer_rows": step["peer_rows"]} if "peer_rows" in step else {}),
         "step_tflops_rule_of_three": step["rule_of_three"] / 1e12,
         "train_tflops": train / 1e12,
         "eval": {
@@ -617,10 +691,12 @@ def markdown(report: dict) -> str:
                 continue
             seen.add(key)
             p = r["step_parts_tflops"]
+            trained = sum(p.get(k, 0.0) for k in ("student_forward", "student_backward"))
+            trained += sum(p.get(k, 0.0) for k in ("peer_forward", "peer_backward"))
             out.append(
                 f"| {r['table']} | {r['row']} | {r['model']} | {r['batch_size']} "
                 f"({r['labeled_batch_size']} lab.) | "
-                f"{p['student_forward'] + p['student_backward']:.2f} | "
+                f"{trained:.2f} | "
                 f"{p['teacher_forward']:.2f} | {p['fecl']:.3f} | {r['step_tflops']:.2f} | "
                 f"{r['train_tflops'] / 1e3:.1f} PFLOP |"
             )

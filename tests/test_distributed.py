@@ -43,14 +43,15 @@ def _torchrun(*argv, cwd, timeout=300):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["supervised", "dycon"])
+@pytest.mark.parametrize("method", ["supervised", "dycon", "cps", "mcf", "cml"])
 def test_two_gloo_processes_train_in_lockstep(tmp_path, method):
     proc = _torchrun(str(HERE / "_ddp_worker.py"), str(tmp_path), method, cwd=HERE.parent)
     assert proc.returncode == 0, proc.stderr[-3000:]
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     assert r0["info"]["world_size"] == 2 and r0["info"]["steps"] == 3
     assert r0["held"]["rows"] == r1["held"]["rows"] == 2  # each rank got half the batch of 4
-    for net in ("student", "teacher") if method == "dycon" else ("student",):
+    networks = {"supervised": ("student",), "dycon": ("student", "teacher")}
+    for net in networks.get(method, ("student", "peer")):  # both co-trained networks
         a, b = r0["held"][net], r1["held"][net]
         # BatchNorm running statistics are per rank between DDP's broadcasts; parameters are not
         params = [

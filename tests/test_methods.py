@@ -55,7 +55,8 @@ def test_one_step_lowers_the_loss(name):
     state = StepState(step=500, total_steps=1000)  # weights ramped up
     # as the trainer does: the method's transform (copy-paste mixing) before its losses
     batch = method.transform(_batch(hide_unlabeled=not method.uses_unlabeled_ground_truth), state)
-    optimizer = torch.optim.SGD(nets["student"].parameters(), lr=0.01, momentum=0.9)
+    trainable = [p for s in method.networks if s.ema_of is None for p in nets[s.name].parameters()]
+    optimizer = torch.optim.SGD(trainable, lr=0.01, momentum=0.9)  # every network it trains
 
     def loss():
         torch.manual_seed(11)  # same dropout masks and teacher noise for both evaluations

@@ -75,3 +75,37 @@ def test_hours_inverse_in_throughput(paper_cost):
     assert paper_cost.gpu_hours(flops, 25.0) == pytest.approx(
         4 * paper_cost.gpu_hours(flops, 100.0)
     )
+
+
+def test_two_network_methods_count_the_peer(paper_cost):
+    mt, cps, ct, mcf, cml = (
+        paper_cost.step_flops(_smoke(m)) for m in ("mt", "cps", "dycon-ct", "mcf", "cml")
+    )
+    fwd = paper_cost.model_flops(_smoke("mt"))["forward"]
+    batch, labeled = 2, 1  # the smoke scale
+    # CPS: the same network twice on the whole batch, no teacher
+    assert cps["parts"]["peer_forward"] == cps["parts"]["student_forward"] == batch * fwd
+    assert cps["parts"]["teacher_forward"] == 0 and cps["peer_rows"] == batch
+    assert cps["total"] == pytest.approx(2 * (mt["total"] - mt["parts"]["teacher_forward"]))
+    # DyCON in CT: FeCL of both networks, no teacher
+    assert ct["fecl_rows"] == 2 * batch and ct["parts"]["teacher_forward"] == 0
+    # MCF: each subnet counted as its own architecture (VNet, UNet3D)
+    unet = paper_cost.model_flops(_smoke("mcf"))  # isles-sim's model.name: unet3d, the peer
+    assert mcf["parts"]["peer_forward"] == batch * unet["forward"]
+    assert mcf["parts"]["student_forward"] != mcf["parts"]["peer_forward"]
+    # CML at 4 smoke steps: 1 labeled-only step (1 row through each network), 3 main steps
+    # (2 rows each, and one no-grad forward of each on the unlabeled row): the mean step
+    assert (cml["student_rows"], cml["peer_rows"], cml["pretrain_share"]) == (batch, batch, 0.25)
+    both = cml["parts"]["student_forward"] + cml["parts"]["peer_forward"]
+    assert both == pytest.approx(2 * (0.25 * labeled + 0.75 * batch) * fwd)
+    assert cml["parts"]["mc_forward"] == pytest.approx(0.75 * (batch - labeled) * 2 * fwd)
+    for s in (cps, ct, mcf, cml):
+        assert s["total"] == pytest.approx(s["rule_of_three"], rel=0.05)
+
+
+def test_ensemble_evaluation_counts_each_member(paper_cost):
+    mcf = _smoke("mcf")
+    ev = paper_cost.eval_flops(mcf, shape=(64, 64, 48), test_cases=1)
+    members = [paper_cost.network_cfg(mcf, n) for n in ("student", "peer")]
+    per_window = sum(paper_cost.model_flops(c, (32, 32, 16))["forward"] for c in members)
+    assert ev["total"] == ev["windows_per_case"] * per_window

@@ -25,7 +25,7 @@ from .checkpoint import load_checkpoint
 from .datasets import SYNTHETIC, SplitData
 from .distributed import resolve_device
 from .inference import sliding_window_predict
-from .networks import build_network_of
+from .networks import build_network_of, eval_members
 from .runs import data_version, run_id
 from .schema import ExperimentConfig
 
@@ -81,7 +81,9 @@ def evaluate(
             f"eval.select=best_val but {str(ckpt)!r} is missing: this run was trained without "
             "validation; retrain with train.val_every > 0 or use eval.select=final"
         )
-    selected = load_checkpoint(ckpt, nets={cfg.eval.model: model}, optimizers={}, restore_rng=False)
+    selected = load_checkpoint(
+        ckpt, nets=eval_members(cfg.eval.model, model), optimizers={}, restore_rng=False
+    )
     model.eval()
     patch = cfg.eval.patch or cfg.data.patch
     rows, start = [], time.perf_counter()

@@ -14,7 +14,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ..config import ConfigError
 from ..methods import METHODS, Method, Stage
-from ..models import build_model
+from ..models import SegOutput, build_model
 from .distributed import World
 from .schema import ExperimentConfig, method_config
 
@@ -37,14 +37,44 @@ def build_networks(cfg: ExperimentConfig, method: Method, device) -> dict[str, n
     return nets
 
 
+ENSEMBLE = "ensemble"  # eval.model: the mean of the trainable networks' softmaxes
+
+
+class Ensemble(nn.Module):
+    """p = (1/K) sum_k softmax(f_k(x)), returned as ``logits = log p``.
+
+    softmax(log p) = p (p sums to 1), so inference, which applies a softmax, gets the mean of
+    the members' probabilities back exactly: MCF's and CML's two-network inference.
+    """
+
+    def __init__(self, members: dict[str, nn.Module]) -> None:
+        super().__init__()
+        self.members = nn.ModuleDict(members)
+
+    def forward(self, x: torch.Tensor) -> SegOutput:
+        probs = torch.stack(
+            [torch.softmax(m(x).logits.float(), dim=1) for m in self.members.values()]
+        ).mean(0)  # (B, K, *S)
+        return SegOutput(logits=probs.log(), embedding=None)
+
+
 def build_network_of(cfg: ExperimentConfig, name: str) -> nn.Module:
     """One network of the method alone, with the model overrides of its spec (an EMA copy has
-    its source's architecture): what evaluation and Grad-CAM load a checkpoint into.
+    its source's architecture), or the ``Ensemble`` of its trainable networks: what evaluation
+    and Grad-CAM load a checkpoint into (``eval_members`` says under which names).
 
     Raises:
-        ConfigError: the method has no network ``name``.
+        ConfigError: the method has no network ``name`` (or fewer than two for the ensemble).
     """
     specs = {s.name: s for s in build_method(cfg).networks}
+    if name == ENSEMBLE:
+        members = [s.name for s in specs.values() if s.ema_of is None]
+        if len(members) < 2:
+            raise ConfigError(
+                f"eval.model={ENSEMBLE!r} needs two trainable networks; method "
+                f"{cfg.method_name!r} has {members}: set eval.model to one of them"
+            )
+        return Ensemble({m: build_network_of(cfg, m) for m in members})
     if name not in specs:
         raise ConfigError(
             f"method {cfg.method_name!r} has networks {sorted(specs)}, not {name!r}; set "
@@ -52,6 +82,18 @@ def build_network_of(cfg: ExperimentConfig, name: str) -> nn.Module:
         )
     spec = specs[name] if specs[name].ema_of is None else specs[specs[name].ema_of]
     return build_model(cfg.model, **spec.model)
+
+
+def eval_members(name: str, model: nn.Module) -> dict[str, nn.Module]:
+    """The checkpoint names of what ``build_network_of(cfg, name)`` returned."""
+    return dict(model.members) if isinstance(model, Ensemble) else {name: model}
+
+
+def eval_network(cfg: ExperimentConfig, nets: dict[str, nn.Module]) -> nn.Module:
+    """The network ``cfg.eval.model`` names among the training networks (no copy)."""
+    if cfg.eval.model != ENSEMBLE:
+        return nets[cfg.eval.model]
+    return Ensemble({k: nets[k] for k in trainable_names(build_method(cfg))})
 
 
 def build_optimizer(cfg: ExperimentConfig, net: nn.Module) -> torch.optim.Optimizer:

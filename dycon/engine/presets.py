@@ -82,5 +82,5 @@ def compose(
         data = merge(data, read_yaml_mapping(config_file))
     # Ranges are checked once, on the final configuration: a preset value that an override
     # replaces must not fail first.
-    cfg = normalise(from_dict(ExperimentConfig, data), check=False)
+    cfg = normalise(from_dict(ExperimentConfig, data), check=False, every_field=True)
     return normalise(apply_overrides(cfg, list(overrides)))

@@ -64,7 +64,9 @@ class EvalConfig:
     gaussian: bool = False
     largest_component: bool = False
     convention: Literal["honest", "official"] = "honest"
-    model: Literal["student", "teacher"] = "student"
+    # A network of the method (student, its EMA teacher, a co-trained peer), or "ensemble":
+    # the mean of the softmaxes of its trainable networks (CPS, MCF, CML); checked at composition.
+    model: Literal["student", "teacher", "peer", "ensemble"] = "student"
     select: Literal["final", "best_val"] = "final"  # never selection on test
     save_predictions: bool = True  # predictions/<case>.npz in the run folder
 
@@ -88,11 +90,16 @@ def method_config(cfg: ExperimentConfig):
     return from_dict(METHODS[cfg.method_name][0], cfg.method, where="method")
 
 
-def normalise(cfg: ExperimentConfig, *, check: bool = True) -> ExperimentConfig:
+def normalise(
+    cfg: ExperimentConfig, *, check: bool = True, every_field: bool = False
+) -> ExperimentConfig:
     """Fill every method field with its default, so hashes and overrides see the full config;
-    then ``validate`` it (``check=False`` for an intermediate that overrides will change)."""
+    then ``validate`` it (``check=False`` for an intermediate that overrides will change).
+
+    ``every_field`` also keeps the method's ``added_field`` fields at their defaults, which
+    the run id leaves out: an intermediate that overrides may set them on."""
     full = to_dict(cfg)
-    full["method"] = to_dict(method_config(cfg))
+    full["method"] = to_dict(method_config(cfg), every_field=every_field)
     cfg = from_dict(ExperimentConfig, full)
     if check:
         validate(cfg)
@@ -176,6 +183,9 @@ METHOD_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         ("eta_rampup", "fecl_rampup", "mt_rampup", "consistency_rampup"), _NON_NEGATIVE
     ),
     **dict.fromkeys(("noise_std", "noise_clip", "gamma", "beta"), _NON_NEGATIVE),
+    **dict.fromkeys(("cross_weight", "cross_rampup"), _NON_NEGATIVE),
+    **dict.fromkeys(("review_weight", "compete_weight", "compete_rampup"), _NON_NEGATIVE),
+    **dict.fromkeys(("conflict_weight", "unlabeled_weight"), _NON_NEGATIVE),
     "k": _positive_float(),
     **dict.fromkeys(("temperature", "beta_min", "beta_max"), _positive_float()),
     **dict.fromkeys(("threshold_start", "threshold_end"), _positive_float()),
@@ -219,6 +229,18 @@ def _validate_method(method: dict) -> None:
             raise _fail(f"method.{low}", pair[0], f"at most method.{high}={pair[1]}")
 
 
+def _validate_eval_model(cfg: ExperimentConfig) -> None:
+    """``eval.model`` names a network the method declares, or the ensemble of two or more."""
+    specs = METHODS[cfg.method_name][1](method_config(cfg)).networks
+    names = [s.name for s in specs]
+    if sum(s.ema_of is None for s in specs) >= 2:
+        names.append("ensemble")
+    if cfg.eval.model not in names:
+        raise _fail(
+            "eval.model", cfg.eval.model, f"one of {names} (method {cfg.method_name!r}'s networks)"
+        )
+
+
 def validate(cfg: ExperimentConfig) -> None:
     """Check every value's range and the values that constrain each other.
 
@@ -230,6 +252,7 @@ def validate(cfg: ExperimentConfig) -> None:
         if not test(value):
             raise _fail(key, value, allowed)
     _validate_method(cfg.method)
+    _validate_eval_model(cfg)
     d, m = cfg.data, cfg.model
     if d.labeled_batch_size >= d.batch_size:
         raise _fail(

@@ -17,6 +17,7 @@ from ..metrics import dice
 from .checkpoint import save_checkpoint
 from .distributed import World, barrier
 from .inference import sliding_window_predict
+from .networks import eval_members, eval_network
 from .schema import ExperimentConfig
 
 
@@ -75,7 +76,7 @@ def validate_and_keep_best(
     """
     score = None
     if world.is_main:
-        model = nets[cfg.eval.model]
+        model = eval_network(cfg, nets)
         score = validation_dice(
             model, cfg=cfg, num_cases=len(data.val_ids), load=data.val_load, device=device
         )
@@ -84,7 +85,7 @@ def validate_and_keep_best(
             save_checkpoint(
                 run_dir / "checkpoints" / "best.pt",
                 step=step,
-                nets={cfg.eval.model: model},
+                nets=eval_members(cfg.eval.model, model),
                 optimizers={},
                 extra={"val_dice": score},
             )

@@ -38,7 +38,7 @@ def gradcam_panels(
     from ..analysis.overlays import pick_slices
     from ..engine.checkpoint import load_checkpoint
     from ..engine.distributed import resolve_device
-    from ..engine.networks import build_network_of
+    from ..engine.networks import build_network_of, eval_members
 
     kept = snapshots(result.run_dir)
     if not kept:
@@ -74,7 +74,8 @@ def gradcam_panels(
         for v in chosen
     ]
     for step, path in kept:
-        load_checkpoint(path, nets={cfg.eval.model: model}, optimizers={}, restore_rng=False)
+        nets = eval_members(cfg.eval.model, model)
+        load_checkpoint(path, nets=nets, optimizers={}, restore_rng=False)
         for p, v in zip(panels, chosen, strict=True):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # a blank map shows as NaN below

@@ -3,9 +3,12 @@
 from .acmt import ACMT, ACMTConfig
 from .base import IGNORE_LABEL, Batch, LossTerms, Method, NetworkSpec, Stage, StepState, rampup
 from .bcp import BCP, BCPConfig
+from .cml import CML, CMLConfig
+from .cps import CPS, CPSConfig
 from .dtc import DTC, DTCConfig
 from .dycon import DyCON, DyconConfig
 from .magicnet import MagicNet, MagicNetConfig
+from .mcf import MCF, MCFConfig
 from .mean_teacher import MeanTeacher, MeanTeacherConfig
 from .supervised import Supervised, SupervisedConfig
 from .ua_mt import UAMT, UAMTConfig
@@ -22,23 +25,32 @@ METHODS = {
     "acmt": (ACMTConfig, ACMT),
     "bcp": (BCPConfig, BCP),
     "magicnet": (MagicNetConfig, MagicNet),
+    "cps": (CPSConfig, CPS),
+    "mcf": (MCFConfig, MCF),
+    "cml": (CMLConfig, CML),
 }
 
 __all__ = [
     "ACMT",
     "BCP",
+    "CML",
+    "CPS",
     "DTC",
     "IGNORE_LABEL",
+    "MCF",
     "METHODS",
     "UAMT",
     "URPC",
     "ACMTConfig",
     "BCPConfig",
     "Batch",
+    "CMLConfig",
+    "CPSConfig",
     "DTCConfig",
     "DyCON",
     "DyconConfig",
     "LossTerms",
+    "MCFConfig",
     "MagicNet",
     "MagicNetConfig",
     "MeanTeacher",

@@ -1,16 +1,21 @@
-"""DyCON (Assefa et al., CVPR 2025), Eq. (5) on the mean-teacher backbone.
+"""DyCON (Assefa et al., CVPR 2025), Eq. (5), in the mean-teacher (MT) or co-training (CT)
+framework of the paper's "DyCON in MT and CT frameworks" figure.
 
-    L = L_sup + eta * (L_UnCL + L_FeCL)  [+ the official code's extra MT term, off by default]
+    MT:  L = L_sup + eta * (L_UnCL + L_FeCL)(student, sg EMA teacher)
+             [+ the official code's extra MT term, off by default]
+    CT:  L = sum_k [L_sup(f_k) + eta * (L_UnCL + L_FeCL)(f_k, sg f_other)] + lambda(t) L_CPS
 
+In CT (``framework: ct``, preset ``dycon-ct``) two networks are co-trained as in CPS
+(``methods/cps.py``) and each one's partner, detached and on the same input, plays the teacher:
+its probabilities in UnCL, its pseudo-labels and embeddings (hard negatives) in FeCL; the CPS
+cross pseudo-label term stays (``cross_weight``, 0 drops it), as the MT form keeps the MT term
+in the official code (baselines notes 2.4: no DyCON code exists for CT; this is our reading).
 Every switch of Table 5 and every difference between the poster and the official code is a field
 of ``DyconConfig``; the preset ``dycon-reference`` (dycon/configs/methods) is the official
 training's setting of them.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +30,7 @@ from ..losses import (
     fecl_token_labels,
     uncl_loss,
 )
+from ..models import SegOutput
 from .base import (
     Batch,
     LossTerms,
@@ -34,60 +40,63 @@ from .base import (
     rampup,
     softmax_mse,
 )
+from .cps import cross_pseudo_loss
+from .dycon_config import DyconConfig
 
 
-@dataclass(frozen=True)
-class DyconConfig:
-    sup_weight: float = 1.0
-    eta: float = 1.0  # weight of UnCL + FeCL, Eq. (5)
-    # Ramp lengths are fractions of train.iterations, so a quick run ramps like a paper run.
-    eta_rampup: float = 0.0  # 0: constant, as in the official code
-    use_uncl: bool = True
-    use_fecl: bool = True
-    # UnCL, Eqs. (1)-(2); beta decays over the whole run
-    beta_min: float = 0.5
-    beta_max: float = 5.0
-    beta_lam: float | None = None  # None: ln(beta_max / beta_min), the official curve
-    uncl_class_reduction: Literal["sum", "mean"] = "sum"
-    uncl_on: Literal["all", "unlabeled"] = "all"
-    # FeCL, Eqs. (3)-(4)
-    fecl_variant: Literal["paper", "reference"] = "paper"
-    fecl_labels: Literal["gt+pseudo", "gt_all"] = "gt+pseudo"
-    fecl_on: Literal["all", "unlabeled"] = "all"
-    fecl_downsample: Literal["trilinear", "majority"] = "trilinear"
-    temperature: float = 0.6
-    gamma: float = 2.0
-    top_k: int = 8
-    focal: bool = True  # Table 5: F+ + F-
-    hard_negatives: bool = True  # Table 5: HN
-    entropy_weighting: bool = True  # Table 5: Entropy
-    similarity_form: Literal["affine", "clamped"] = "affine"
-    hard_negative_form: Literal["per_negative", "once"] = "per_negative"
-    detach_weights: bool = True
-    fecl_rampup: float = 0.45  # reference thresholds: 1500 labeled epochs = 9000 of 20000 it
-    # The official code's extra Mean-Teacher term (softmax applied twice in the official code)
-    mt_weight: float = 0.0
-    mt_rampup: float = 1.5  # 200 "epochs" of 150 iterations = 30000 of 20000: never reached
-    mt_double_softmax: bool = False
-    noise_std: float = 0.1
-    noise_clip: float = 0.2
+def _detached(out: SegOutput) -> SegOutput:
+    """A partner's output in the teacher's role: no gradient reaches the partner through it."""
+    return SegOutput(logits=out.logits.detach(), embedding=out.embedding.detach())
 
 
 class DyCON(Method):
     name = "dycon"
-    networks = (NetworkSpec("student"), NetworkSpec("teacher", ema_of="student"))
 
     def __init__(self, cfg: DyconConfig | None = None) -> None:
         self.cfg = cfg or DyconConfig()
         self.uses_unlabeled_ground_truth = self.cfg.use_fecl and self.cfg.fecl_labels == "gt_all"
+        partner = NetworkSpec("teacher", ema_of="student")
+        if self.cfg.framework == "ct":  # two trainable networks, each its own optimizer
+            partner = NetworkSpec("peer")
+        self.networks = (NetworkSpec("student"), partner)
 
     def __call__(self, batch: Batch, nets: dict[str, nn.Module], state: StepState) -> LossTerms:
+        if self.cfg.framework == "ct":
+            return self._co_training(batch, nets, state)
         cfg, n = self.cfg, batch.num_labeled
         s = nets["student"](batch.image)
         with torch.no_grad():
             t = nets["teacher"](
                 add_teacher_noise(batch.image, std=cfg.noise_std, clip=cfg.noise_clip)
             )
+        terms, weights, logs = self.pair_terms(batch, s, t, state)
+        if cfg.mt_weight > 0 and s.logits.shape[0] > n:
+            student, teacher = s.logits[n:], t.logits[n:]
+            if cfg.mt_double_softmax:  # the official code passes probabilities as logits
+                student, teacher = student.softmax(1), teacher.softmax(1)
+            terms["mt"] = softmax_mse(student, teacher)
+            weights["mt"] = cfg.mt_weight * rampup(state.step, cfg.mt_rampup * state.total_steps)
+        return LossTerms(terms=terms, weights=weights, logs=logs)
+
+    def _co_training(self, batch: Batch, nets: dict[str, nn.Module], state: StepState):
+        cfg, n = self.cfg, batch.num_labeled
+        a = nets["student"](batch.image)
+        b = nets["peer"](batch.image)  # the same input: no teacher noise in co-training
+        terms, weights, logs = self.pair_terms(batch, a, _detached(b), state)
+        peer_terms, peer_weights, _ = self.pair_terms(batch, b, _detached(a), state)
+        terms |= {f"peer_{k}": v for k, v in peer_terms.items()}
+        weights |= {f"peer_{k}": v for k, v in peer_weights.items()}
+        if cfg.cross_weight > 0 and a.logits.shape[0] > n:
+            terms["cross"] = cross_pseudo_loss(a.logits[n:], b.logits[n:])
+            weights["cross"] = cfg.cross_weight * rampup(
+                state.step, cfg.cross_rampup * state.total_steps
+            )
+        return LossTerms(terms=terms, weights=weights, logs=logs)
+
+    def pair_terms(self, batch: Batch, s: SegOutput, t: SegOutput, state: StepState):
+        """L_sup, UnCL and FeCL of one network's output ``s`` against its teacher's ``t``
+        (carrying no gradient): ``(terms, weights, logs)``, the same in either framework."""
+        cfg, n = self.cfg, batch.num_labeled
         terms = {"sup": dice_ce_loss(s.logits[:n], batch.label[:n])}
         weights = {"sup": cfg.sup_weight}
         eta = cfg.eta * rampup(state.step, cfg.eta_rampup * state.total_steps)
@@ -109,13 +118,7 @@ class DyCON(Method):
         if cfg.use_fecl and s.logits[rows].shape[0] > 0:
             terms["fecl"] = self._fecl(batch, s, t, rows, state)
             weights["fecl"] = eta
-        if cfg.mt_weight > 0 and s.logits.shape[0] > n:
-            student, teacher = s.logits[n:], t.logits[n:]
-            if cfg.mt_double_softmax:  # the official code passes probabilities as logits
-                student, teacher = student.softmax(1), teacher.softmax(1)
-            terms["mt"] = softmax_mse(student, teacher)
-            weights["mt"] = cfg.mt_weight * rampup(state.step, cfg.mt_rampup * state.total_steps)
-        return LossTerms(terms=terms, weights=weights, logs=logs)
+        return terms, weights, logs
 
     def _fecl(self, batch: Batch, s, t, rows: slice, state: StepState) -> Tensor:
         cfg = self.cfg
