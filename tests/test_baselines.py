@@ -255,8 +255,10 @@ def test_aux_heads_are_off_by_default_and_add_outputs_when_asked(name):
 def test_tables_declare_the_new_rows_and_the_fully_supervised_ones(default_data):
     from dycon.experiments import TABLES, table_runs
 
-    assert [r[0] for r in TABLES[2]["rows"]][3:5] == ["URPC", "DTC"]
-    assert "AC-MT" not in {r[0] for r in TABLES[3]["rows"]}  # the paper prints none there
+    assert [r[0] for r in TABLES[2]["rows"]][3:5] == ["URPC", "MCF"]
+    assert "MagicNet" not in {r[0] for r in TABLES[2]["rows"]}  # printed in Table 1 only
+    assert not {"AC-MT", "MagicNet"} & {r[0] for r in TABLES[3]["rows"]}  # the paper prints none
+    assert {"MCF", "BCP", "CML"} <= {r[0] for r in TABLES[4]["rows"]}
     specs = table_runs(4, dataset="isles-sim", scale="quick", percents=(10, 100), root=default_data)
     full = [s for s in specs if s.percent == 100]
     # isles-sim's train list has 40 cases: 10 % is 4 labeled, 100 % all 40
