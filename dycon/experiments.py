@@ -45,7 +45,6 @@ _NOT_IN = {2: ("MagicNet",), 3: ("AC-MT", "MagicNet")}
 def _rows_of(table: int) -> tuple:
     return tuple(r for r in COMPARISON_ROWS if r[0] not in _NOT_IN.get(table, ()))
 
-
 # The 100 % row of a table ("upper_bound"): supervised with every training volume labeled, at
 # labeled percentage FULL. It runs when FULL is among the requested percentages.
 FULL = 100
