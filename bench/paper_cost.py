@@ -145,6 +145,11 @@ METHOD_COUNTING = {
         "largest-component step is a CPU pass, not counted; evaluation counts both forwards "
         "(ensemble)"
     ),
+    "galoss": (
+        "its host's passes (method.host, cps by default: dycon/methods/galoss.py replaces the "
+        "host's losses only, every network pass is the host's); the top-k over voxels of GACE "
+        "is a sort, not a FLOP here"
+    ),
 }
 NOT_COUNTED = (
     "FlopCounterMode counts convolutions and matrix products only: normalisation, activations, "
@@ -342,6 +347,8 @@ _PASS_RULES = {
     "cps": lambda cfg, batch, labeled, unlabeled: {"peer_rows": batch},
     "mcf": lambda cfg, batch, labeled, unlabeled: {"peer_rows": batch},
     "cml": _cml,
+    # GALoss: the host's rule; CPS's (the only host) reads no field GALoss does not share
+    "galoss": lambda cfg, *rows: _PASS_RULES[cfg.method["host"]](cfg, *rows),
 }
 
 

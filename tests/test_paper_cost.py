@@ -109,3 +109,9 @@ def test_ensemble_evaluation_counts_each_member(paper_cost):
     members = [paper_cost.network_cfg(mcf, n) for n in ("student", "peer")]
     per_window = sum(paper_cost.model_flops(c, (32, 32, 16))["forward"] for c in members)
     assert ev["total"] == ev["windows_per_case"] * per_window
+
+
+def test_galoss_counts_its_host(paper_cost):
+    # a loss on the host's passes: the same FLOPs as CPS (two networks, the whole batch each)
+    galoss, cps = (paper_cost.step_flops(_smoke(m)) for m in ("galoss", "cps"))
+    assert galoss == cps and galoss["peer_rows"] == 2

@@ -203,6 +203,15 @@ METHOD_RULES.update(
         "blend_temperature": _positive_float(),
     }
 )
+# GALoss's fields: GACE's kept percentages and its gamma.
+METHOD_RULES.update(
+    {
+        **dict.fromkeys(
+            ("sup_top_k", "cross_top_k"), (lambda v: 0 < v <= 100, "a percentage in (0, 100]")
+        ),
+        "ce_gamma": _in_unit(closed_top=True),
+    }
+)
 
 
 def _value(cfg: ExperimentConfig, key: str) -> Any:

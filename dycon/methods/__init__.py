@@ -7,6 +7,7 @@ from .cml import CML, CMLConfig
 from .cps import CPS, CPSConfig
 from .dtc import DTC, DTCConfig
 from .dycon import DyCON, DyconConfig
+from .galoss import GALoss, GALossConfig
 from .magicnet import MagicNet, MagicNetConfig
 from .mcf import MCF, MCFConfig
 from .mean_teacher import MeanTeacher, MeanTeacherConfig
@@ -28,6 +29,7 @@ METHODS = {
     "cps": (CPSConfig, CPS),
     "mcf": (MCFConfig, MCF),
     "cml": (CMLConfig, CML),
+    "galoss": (GALossConfig, GALoss),
 }
 
 __all__ = [
@@ -49,6 +51,8 @@ __all__ = [
     "DTCConfig",
     "DyCON",
     "DyconConfig",
+    "GALoss",
+    "GALossConfig",
     "LossTerms",
     "MCFConfig",
     "MagicNet",
