@@ -1,13 +1,12 @@
 """Baselines re-run in the tables: DTC, URPC, AC-MT. Hand-computed values in the comments."""
 
-import json
 import math
 
 import numpy as np
 import pytest
 import torch
+from method_checks import smoke_run_from_the_cli
 
-from dycon.cli import main
 from dycon.config import ConfigError
 from dycon.engine.presets import compose
 from dycon.methods.acmt import ACMT, ACMTConfig, ambiguity_mask, ambiguity_threshold
@@ -219,16 +218,9 @@ def test_bad_method_values_fail_at_composition(method, override, message):
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["dtc", "dtc-reference", "urpc", "acmt", "acmt-mu"])
 def test_smoke_run_from_the_cli(method, capsys, tmp_path, monkeypatch, default_data):
-    monkeypatch.setenv("DYCON_DATA", str(default_data))
-    argv = ["run", "--dataset", "isles-sim", "--method", method, "--scale", "smoke"]
-    code = main([*argv, "--runs-dir", str(tmp_path / "runs"), "--quiet"])
-    _, err = capsys.readouterr()
-    assert code == 0, err
-    (run_dir,) = (tmp_path / "runs").iterdir()
-    summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["cases"] == 24 and 0.0 <= summary["metrics"]["dice"]["mean"] <= 100.0
-    log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
-    assert all(math.isfinite(v) for r in log for v in r["terms"].values())
+    smoke_run_from_the_cli(
+        method, tmp_path=tmp_path, monkeypatch=monkeypatch, data_root=default_data, capsys=capsys
+    )
 
 
 # --------------------------------------------------------------------------- model aux heads

@@ -5,9 +5,9 @@ G foreground ones has Dice 1 - (2 * 0.5 G + eps) / (0.25 V + G + eps))."""
 import json
 import math
 
-import numpy as np
 import pytest
 import torch
+from method_checks import resume_is_exact, smoke_run_from_the_cli
 from test_methods import _batch, _nets
 from test_trainer import _config, _data
 
@@ -263,27 +263,7 @@ def test_pretraining_starts_the_teacher_and_then_it_follows(tmp_path, monkeypatc
     [(3, 2), (4, 3), (6, 4)],  # in pre-training, at the boundary, in the main stage
 )
 def test_kill_and_resume_across_the_stage_boundary(tmp_path, monkeypatch, die_at, resumes_from):
-    cfg = _bcp_config()
-    train(cfg, data=_data(), run_dir=tmp_path / "whole", progress=False)
-    calls, real = {"n": 0}, BCP.__call__
-
-    def dying(self, batch, nets, state):
-        calls["n"] += 1
-        if calls["n"] == die_at:
-            raise KeyboardInterrupt
-        return real(self, batch, nets, state)
-
-    monkeypatch.setattr(BCP, "__call__", dying)
-    with pytest.raises(KeyboardInterrupt):
-        train(cfg, data=_data(), run_dir=tmp_path / "killed", progress=False)
-    assert _state(tmp_path / "killed")["step"] == resumes_from
-    monkeypatch.setattr(BCP, "__call__", real)
-    train(cfg, data=_data(), run_dir=tmp_path / "killed", progress=False)
-    whole, resumed = _state(tmp_path / "whole"), _state(tmp_path / "killed")
-    for name, weights in whole["nets"].items():
-        assert all(torch.equal(v, resumed["nets"][name][k]) for k, v in weights.items()), name
-    a, b = whole["optimizers"]["student"]["state"], resumed["optimizers"]["student"]["state"]
-    assert all(torch.equal(a[i]["momentum_buffer"], b[i]["momentum_buffer"]) for i in a)
+    resume_is_exact(tmp_path, monkeypatch, _bcp_config(), die_at=die_at, resumes_from=resumes_from)
 
 
 # ------------------------------------------------------------------- config errors, end to end
@@ -329,17 +309,10 @@ def test_bcp_is_registered_with_its_preset():
 
 @pytest.mark.slow
 def test_smoke_run_from_the_cli(capsys, tmp_path, monkeypatch, default_data):
-    monkeypatch.setenv("DYCON_DATA", str(default_data))
-    argv = ["run", "--dataset", "isles-sim", "--method", "bcp", "--scale", "smoke"]
-    code = main([*argv, "--runs-dir", str(tmp_path / "runs"), "--quiet"])
-    _, err = capsys.readouterr()
-    assert code == 0, err
-    (run_dir,) = (tmp_path / "runs").iterdir()
-    summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["cases"] == 24 and 0.0 <= summary["metrics"]["dice"]["mean"] <= 100.0
-    log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    _, log = smoke_run_from_the_cli(
+        "bcp", tmp_path=tmp_path, monkeypatch=monkeypatch, data_root=default_data, capsys=capsys
+    )
     assert [r["stage"] for r in log] == ["pretrain"] + ["main"] * 3  # smoke: 4 iterations
-    assert all(np.isfinite(v) for r in log for v in r["terms"].values())
 
 
 def test_paper_cost_counts_the_mean_step_of_both_stages():

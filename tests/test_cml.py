@@ -3,7 +3,7 @@ largest-component pseudo-labels are BCP's, tested in test_bcp.py)."""
 
 import pytest
 import torch
-from peer_checks import (
+from method_checks import (
     checkpoint,
     config,
     method_of,
@@ -126,7 +126,7 @@ def test_bad_config_is_one_line(override, message):
 
 @pytest.mark.slow
 def test_smoke_run_from_the_cli(capsys, tmp_path, monkeypatch, default_data):
-    summary = smoke_run_from_the_cli(
+    summary, _ = smoke_run_from_the_cli(
         "cml", tmp_path=tmp_path, monkeypatch=monkeypatch, data_root=default_data, capsys=capsys
     )
     assert summary["protocol"]["model"] == "ensemble"

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from peer_checks import (
+from method_checks import (
     config,
     method_of,
     one_step_lowers_the_loss,
@@ -119,7 +119,7 @@ def test_bad_config_is_one_line(method, override, message):
 
 @pytest.mark.slow
 def test_smoke_run_from_the_cli_evaluates_the_ensemble(capsys, tmp_path, monkeypatch, default_data):
-    summary = smoke_run_from_the_cli(
+    summary, _ = smoke_run_from_the_cli(
         "cps",
         "--set",
         "eval.model=ensemble",

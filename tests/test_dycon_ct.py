@@ -2,7 +2,12 @@
 
 import pytest
 import torch
-from peer_checks import method_of, one_step_lowers_the_loss, resume_is_exact, smoke_run_from_the_cli
+from method_checks import (
+    method_of,
+    one_step_lowers_the_loss,
+    resume_is_exact,
+    smoke_run_from_the_cli,
+)
 from test_methods import _batch, _tiny_model
 
 from dycon.config import ConfigError, to_dict
@@ -113,7 +118,7 @@ def test_bad_config_is_one_line(method, override, message):
 
 @pytest.mark.slow
 def test_smoke_run_from_the_cli(capsys, tmp_path, monkeypatch, default_data):
-    summary = smoke_run_from_the_cli(
+    summary, _ = smoke_run_from_the_cli(
         "dycon-ct",
         tmp_path=tmp_path,
         monkeypatch=monkeypatch,

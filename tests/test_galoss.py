@@ -5,7 +5,12 @@ import math
 
 import pytest
 import torch
-from peer_checks import method_of, one_step_lowers_the_loss, resume_is_exact, smoke_run_from_the_cli
+from method_checks import (
+    method_of,
+    one_step_lowers_the_loss,
+    resume_is_exact,
+    smoke_run_from_the_cli,
+)
 from test_methods import _batch, _nets
 
 from dycon.config import ConfigError
@@ -203,7 +208,7 @@ def test_bad_config_is_one_line(override, message):
 
 @pytest.mark.slow
 def test_smoke_run_from_the_cli(capsys, tmp_path, monkeypatch, default_data):
-    summary = smoke_run_from_the_cli(
+    summary, _ = smoke_run_from_the_cli(
         "galoss", tmp_path=tmp_path, monkeypatch=monkeypatch, data_root=default_data, capsys=capsys
     )
     assert summary["protocol"]["model"] == "student"

@@ -4,17 +4,15 @@ pseudo-label blending, the grid check. Hand-computed values in the comments."""
 import json
 import math
 
-import numpy as np
 import pytest
 import torch
+from method_checks import resume_is_exact, smoke_run_from_the_cli
 from test_methods import _batch, _nets
-from test_trainer import _data
 
 from dycon.cli import main
 from dycon.config import ConfigError, apply_overrides
 from dycon.engine.presets import compose
 from dycon.engine.schema import DataConfig, ExperimentConfig, normalise
-from dycon.engine.trainer import train
 from dycon.methods import METHODS, StepState
 from dycon.methods.magicnet import MagicNet, MagicNetConfig, blend_pseudo_labels
 from dycon.methods.mixing import (
@@ -209,24 +207,7 @@ def _state(run_dir):
 @pytest.mark.parametrize(("die_at", "resumes_from"), [(3, 2), (5, 4)])
 def test_kill_and_resume_equals_an_uninterrupted_run(tmp_path, monkeypatch, die_at, resumes_from):
     cfg = _magicnet_config()
-    train(cfg, data=_data(), run_dir=tmp_path / "whole", progress=False)
-    calls, real = {"n": 0}, MagicNet.__call__
-
-    def dying(self, batch, nets, state):
-        calls["n"] += 1
-        if calls["n"] == die_at:
-            raise KeyboardInterrupt
-        return real(self, batch, nets, state)
-
-    monkeypatch.setattr(MagicNet, "__call__", dying)
-    with pytest.raises(KeyboardInterrupt):
-        train(cfg, data=_data(), run_dir=tmp_path / "killed", progress=False)
-    assert _state(tmp_path / "killed")["step"] == resumes_from
-    monkeypatch.setattr(MagicNet, "__call__", real)
-    train(cfg, data=_data(), run_dir=tmp_path / "killed", progress=False)
-    whole, resumed = _state(tmp_path / "whole"), _state(tmp_path / "killed")
-    for name, weights in whole["nets"].items():
-        assert all(torch.equal(v, resumed["nets"][name][k]) for k, v in weights.items()), name
+    resume_is_exact(tmp_path, monkeypatch, cfg, die_at=die_at, resumes_from=resumes_from)
     log = [json.loads(x) for x in (tmp_path / "killed" / "log.jsonl").read_text().splitlines()]
     # the ramp is full from step 0.3 * 6 = 1.8: the within-image Dice joins at the third step
     assert ["within" in r["terms"] for r in log] == [False, False, True, True, True, True]
@@ -306,14 +287,11 @@ def test_paper_cost_counts_the_cubes_at_their_size():
 
 @pytest.mark.slow
 def test_smoke_run_from_the_cli(capsys, tmp_path, monkeypatch, default_data):
-    monkeypatch.setenv("DYCON_DATA", str(default_data))
-    argv = ["run", "--dataset", "isles-sim", "--method", "magicnet", "--scale", "smoke"]
-    code = main([*argv, "--runs-dir", str(tmp_path / "runs"), "--quiet"])
-    _, err = capsys.readouterr()
-    assert code == 0, err
-    (run_dir,) = (tmp_path / "runs").iterdir()
-    summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["cases"] == 24 and 0.0 <= summary["metrics"]["dice"]["mean"] <= 100.0
-    log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
-    assert all(np.isfinite(v) for r in log for v in r["terms"].values())
+    _, log = smoke_run_from_the_cli(
+        "magicnet",
+        tmp_path=tmp_path,
+        monkeypatch=monkeypatch,
+        data_root=default_data,
+        capsys=capsys,
+    )
     assert "within" in log[-1]["terms"] and "location" in log[0]["terms"]

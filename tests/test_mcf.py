@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from peer_checks import (
+from method_checks import (
     config,
     method_of,
     one_step_lowers_the_loss,
@@ -136,7 +136,7 @@ def test_bad_config_is_one_line(override, message):
 
 @pytest.mark.slow
 def test_smoke_run_from_the_cli(capsys, tmp_path, monkeypatch, default_data):
-    summary = smoke_run_from_the_cli(
+    summary, _ = smoke_run_from_the_cli(
         "mcf", tmp_path=tmp_path, monkeypatch=monkeypatch, data_root=default_data, capsys=capsys
     )
     assert summary["protocol"]["model"] == "ensemble"

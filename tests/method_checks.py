@@ -1,4 +1,6 @@
-"""Checks every co-trained (two-network) method's tests share: one step, resume, CLI smoke."""
+"""Checks the methods' tests share: one step lowers the loss, a killed run resumes exactly, and
+a smoke run from the CLI (co-trained methods use all three; BCP, MagicNet and the baselines
+the last two)."""
 
 from __future__ import annotations
 
@@ -69,10 +71,20 @@ def checkpoint(run_dir):
     return torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
 
 
-def resume_is_exact(tmp_path, monkeypatch, method: str, *, die_at: int, **extra) -> dict:
-    """Train 6 steps whole; train again killed during step ``die_at`` and resume: every network
-    and every optimizer's momentum end equal. Returns the final checkpoint."""
-    cfg = config(method, **extra)
+def resume_is_exact(
+    tmp_path,
+    monkeypatch,
+    method: str | ExperimentConfig,
+    *,
+    die_at: int,
+    resumes_from: int | None = None,
+    **extra,
+) -> dict:
+    """Train 6 steps whole; train again killed during step ``die_at`` (the last checkpoint then
+    at step ``resumes_from``, when given) and resume: every network and every optimizer's
+    momentum end equal. ``method``: a method name (a tiny run of it) or a whole configuration.
+    Returns the final checkpoint."""
+    cfg = method if isinstance(method, ExperimentConfig) else config(method, **extra)
     train(cfg, data=_data(), run_dir=tmp_path / "whole", progress=False)
     real_step, calls = trainer_module._step, {"n": 0}
 
@@ -85,6 +97,8 @@ def resume_is_exact(tmp_path, monkeypatch, method: str, *, die_at: int, **extra)
     monkeypatch.setattr(trainer_module, "_step", dying_step)
     with pytest.raises(KeyboardInterrupt):
         train(cfg, data=_data(), run_dir=tmp_path / "killed", progress=False)
+    if resumes_from is not None:
+        assert checkpoint(tmp_path / "killed")["step"] == resumes_from
     monkeypatch.setattr(trainer_module, "_step", real_step)
     train(cfg, data=_data(), run_dir=tmp_path / "killed", progress=False)
     whole, resumed = checkpoint(tmp_path / "whole"), checkpoint(tmp_path / "killed")
@@ -103,8 +117,9 @@ def resume_is_exact(tmp_path, monkeypatch, method: str, *, die_at: int, **extra)
 
 def smoke_run_from_the_cli(
     method: str, *extra: str, tmp_path, monkeypatch, data_root, capsys
-) -> dict:
-    """``dycon run`` at the smoke scale on isles-sim: trains, evaluates, finite log terms."""
+) -> tuple[dict, list[dict]]:
+    """``dycon run`` at the smoke scale on isles-sim: trains, evaluates, finite log terms.
+    Returns the run's summary and its log lines."""
     monkeypatch.setenv("DYCON_DATA", str(data_root))
     argv = ["run", "--dataset", "isles-sim", "--method", method, "--scale", "smoke", *extra]
     code = main([*argv, "--runs-dir", str(tmp_path / "runs"), "--quiet"])
@@ -115,4 +130,4 @@ def smoke_run_from_the_cli(
     assert summary["cases"] == 24 and 0.0 <= summary["metrics"]["dice"]["mean"] <= 100.0
     log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
     assert all(math.isfinite(v) for r in log for v in r["terms"].values())
-    return summary
+    return summary, log
