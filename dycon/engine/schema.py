@@ -178,40 +178,35 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
 _NON_NEGATIVE = (lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0")
 # Fields of the methods' configs, by name, wherever a method has them (loss weights, ramps ...).
 METHOD_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
-    **dict.fromkeys(("sup_weight", "eta", "mt_weight", "consistency"), _NON_NEGATIVE),
     **dict.fromkeys(
-        ("eta_rampup", "fecl_rampup", "mt_rampup", "consistency_rampup"), _NON_NEGATIVE
+        (
+            *("sup_weight", "eta", "mt_weight", "consistency"),
+            *("eta_rampup", "fecl_rampup", "mt_rampup", "consistency_rampup"),
+            *("noise_std", "noise_clip", "gamma", "beta"),
+            *("cross_weight", "cross_rampup"),  # CPS, DyCON-CT
+            *("review_weight", "compete_weight", "compete_rampup"),  # MCF
+            *("conflict_weight", "unlabeled_weight"),  # CML
+            *("pseudo_weight", "location_weight"),  # BCP, MagicNet
+        ),
+        _NON_NEGATIVE,
     ),
-    **dict.fromkeys(("noise_std", "noise_clip", "gamma", "beta"), _NON_NEGATIVE),
-    **dict.fromkeys(("cross_weight", "cross_rampup"), _NON_NEGATIVE),
-    **dict.fromkeys(("review_weight", "compete_weight", "compete_rampup"), _NON_NEGATIVE),
-    **dict.fromkeys(("conflict_weight", "unlabeled_weight"), _NON_NEGATIVE),
     "k": _positive_float(),
     **dict.fromkeys(("temperature", "beta_min", "beta_max"), _positive_float()),
     **dict.fromkeys(("threshold_start", "threshold_end"), _positive_float()),
+    "blend_temperature": _positive_float(),
     "beta_lam": _optional(_positive_float()),
     "top_k": _at_least(1),
     "mc_passes": _at_least(1),
+    # the mixing methods (BCP, MagicNet, CML)
+    "pretrain_fraction": (lambda v: 0 < v < 1, "a fraction of the run in (0, 1)"),
+    "cube_fraction": (lambda v: 0 < v <= 1, "a fraction of the patch side in (0, 1]"),
+    "ema_decay": _in_unit(closed_top=True),
+    # GALoss: GACE's kept percentages and its gamma
+    **dict.fromkeys(
+        ("sup_top_k", "cross_top_k"), (lambda v: 0 < v <= 100, "a percentage in (0, 100]")
+    ),
+    "ce_gamma": _in_unit(closed_top=True),
 }
-# The mixing methods' fields (BCP, MagicNet).
-METHOD_RULES.update(
-    {
-        "pretrain_fraction": (lambda v: 0 < v < 1, "a fraction of the run in (0, 1)"),
-        "cube_fraction": (lambda v: 0 < v <= 1, "a fraction of the patch side in (0, 1]"),
-        **dict.fromkeys(("pseudo_weight", "location_weight"), _NON_NEGATIVE),
-        "ema_decay": _in_unit(closed_top=True),
-        "blend_temperature": _positive_float(),
-    }
-)
-# GALoss's fields: GACE's kept percentages and its gamma.
-METHOD_RULES.update(
-    {
-        **dict.fromkeys(
-            ("sup_top_k", "cross_top_k"), (lambda v: 0 < v <= 100, "a percentage in (0, 100]")
-        ),
-        "ce_gamma": _in_unit(closed_top=True),
-    }
-)
 
 
 def _value(cfg: ExperimentConfig, key: str) -> Any:
@@ -238,9 +233,9 @@ def _validate_method(method: dict) -> None:
             raise _fail(f"method.{low}", pair[0], f"at most method.{high}={pair[1]}")
 
 
-def _validate_eval_model(cfg: ExperimentConfig) -> None:
+def _validate_eval_model(cfg: ExperimentConfig, method) -> None:
     """``eval.model`` names a network the method declares, or the ensemble of two or more."""
-    specs = METHODS[cfg.method_name][1](method_config(cfg)).networks
+    specs = METHODS[cfg.method_name][1](method).networks
     names = [s.name for s in specs]
     if sum(s.ema_of is None for s in specs) >= 2:
         names.append("ensemble")
@@ -261,7 +256,8 @@ def validate(cfg: ExperimentConfig) -> None:
         if not test(value):
             raise _fail(key, value, allowed)
     _validate_method(cfg.method)
-    _validate_eval_model(cfg)
+    method = method_config(cfg)
+    _validate_eval_model(cfg, method)
     d, m = cfg.data, cfg.model
     if d.labeled_batch_size >= d.batch_size:
         raise _fail(
@@ -291,7 +287,7 @@ def validate(cfg: ExperimentConfig) -> None:
         )
     # A method's own constraint on the rest of the run (MagicNet: the patch divides into its
     # cube grid), as (key, value, allowed, fix) from its config's ``check_experiment``.
-    check = getattr(method_config(cfg), "check_experiment", None)
+    check = getattr(method, "check_experiment", None)
     problem = check(cfg) if check is not None else None
     if problem is not None:
         raise _fail(*problem)
