@@ -133,6 +133,21 @@ class Method(ABC):
         """Named loss terms for one batch; ``nets`` maps each NetworkSpec name to its module."""
 
 
+def pretrain_steps(fraction: float, total_steps: int) -> int:
+    """Steps of a labeled-only pre-training stage: round(fraction x total), at least one, and
+    at least one left for the main stage (BCP, CML)."""
+    return min(max(1, round(fraction * total_steps)), total_steps - 1)
+
+
+def two_stage_problem(cfg, method: str) -> tuple | None:
+    """A ``check_experiment`` result for a method with a pre-training and a main stage: each
+    needs a step, so (key, value, allowed, fix) when the run is shorter than two."""
+    if cfg.train.iterations >= 2:
+        return None
+    allowed = f"at least 2 for {method} (a pre-training stage and a main stage)"
+    return ("train.iterations", cfg.train.iterations, allowed, "raise it")
+
+
 def rampup(step: float, length: float) -> float:
     """Laine & Aila (2017) sigmoid ramp-up exp(-5 (1 - t/L)^2), 1 from t >= L; 1 when L == 0."""
     return 1.0 if length <= 0 else sigmoid_ramp(step / length, 0.0, 1.0)

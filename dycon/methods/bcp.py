@@ -34,7 +34,17 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..losses import compute_dtype
-from .base import IGNORE_LABEL, Batch, LossTerms, Method, NetworkSpec, Stage, StepState
+from .base import (
+    IGNORE_LABEL,
+    Batch,
+    LossTerms,
+    Method,
+    NetworkSpec,
+    Stage,
+    StepState,
+    pretrain_steps,
+    two_stage_problem,
+)
 from .mixing import paste, random_cube_mask
 
 
@@ -47,15 +57,8 @@ class BCPConfig:
     ema_decay: float | None = None  # fixed alpha of the teacher (no warm-up); None: train.ema_decay
 
     def check_experiment(self, cfg) -> tuple | None:
-        """Each stage needs a step: (key, value, allowed, fix) if the run is too short."""
-        if cfg.train.iterations < 2:
-            return (
-                "train.iterations",
-                cfg.train.iterations,
-                "at least 2 for bcp (a pre-training stage and a main stage)",
-                "raise it",
-            )
-        return None
+        """Each stage needs a step (``base.two_stage_problem``)."""
+        return two_stage_problem(cfg, "bcp")
 
 
 def bidirectional_mix(labeled: Tensor, unlabeled: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
@@ -119,7 +122,7 @@ class BCP(Method):
         )
 
     def stages(self, total_steps: int) -> tuple[Stage, ...]:
-        pre = min(max(1, round(self.cfg.pretrain_fraction * total_steps)), total_steps - 1)
+        pre = pretrain_steps(self.cfg.pretrain_fraction, total_steps)
         return (
             Stage("pretrain", pre, labeled_only=True, train=("student",), update_ema=False),
             Stage("main", total_steps - pre, init={"teacher": "student"}),

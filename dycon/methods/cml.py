@@ -34,7 +34,16 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..losses import dice_ce_loss
-from .base import Batch, LossTerms, Method, NetworkSpec, Stage, StepState
+from .base import (
+    Batch,
+    LossTerms,
+    Method,
+    NetworkSpec,
+    Stage,
+    StepState,
+    pretrain_steps,
+    two_stage_problem,
+)
 from .bcp import pseudo_labels
 from .mixing import paste, random_cube_mask
 
@@ -48,15 +57,8 @@ class CMLConfig:
     largest_component: bool = True  # of each pseudo-label, as the official code
 
     def check_experiment(self, cfg) -> tuple | None:
-        """Each stage needs a step: (key, value, allowed, fix) if the run is too short."""
-        if cfg.train.iterations < 2:
-            return (
-                "train.iterations",
-                cfg.train.iterations,
-                "at least 2 for cml (a pre-training stage and a main stage)",
-                "raise it",
-            )
-        return None
+        """Each stage needs a step (``base.two_stage_problem``)."""
+        return two_stage_problem(cfg, "cml")
 
 
 def conflict_loss(f_a: Tensor, f_b: Tensor) -> Tensor:
@@ -83,7 +85,7 @@ class CML(Method):
         self.cfg = cfg or CMLConfig()
 
     def stages(self, total_steps: int) -> tuple[Stage, ...]:
-        n = min(max(round(self.cfg.pretrain_fraction * total_steps), 1), total_steps - 1)
+        n = pretrain_steps(self.cfg.pretrain_fraction, total_steps)
         return (Stage("pretrain", n, labeled_only=True), Stage("main", total_steps - n))
 
     def __call__(self, batch: Batch, nets: dict[str, nn.Module], state: StepState) -> LossTerms:
