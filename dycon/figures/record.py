@@ -46,6 +46,8 @@ def to_html(name: str, numbers: dict) -> str:
     return (
         frame.style.hide(axis="index")
         .set_table_attributes(f'class="dycon-figure-table" data-figure="{name}"')
+        # the book theme pads no cell of an output table: a short table ran its cells together
+        .set_table_styles([{"selector": "th, td", "props": "padding: 0.2em 0.8em;"}])
         .to_html()
     )
 
