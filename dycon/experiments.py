@@ -36,10 +36,11 @@ COMPARISON_ROWS = (
     ("AC-MT", "acmt", ()),
     ("MagicNet", "magicnet", ()),
     ("BCP", "bcp", ()),
+    ("GALoss", "galoss", ()),
     ("DyCON", "dycon", ()),
 )
 # Rows a table of the paper does not print are not run for it.
-_NOT_IN = {2: ("MagicNet",), 3: ("AC-MT", "MagicNet")}
+_NOT_IN = {2: ("MagicNet", "GALoss"), 3: ("AC-MT", "MagicNet", "GALoss")}
 
 
 def _rows_of(table: int) -> tuple:
