@@ -57,6 +57,12 @@ def test_figure_runs_rows_and_shared_runs(tiny_root):
     assert _names(runs["overlays"]) == [("DyCON", "dycon"), ("MT", "mt")]
     assert _names(runs["curves"]) == [("DyCON", "dycon"), ("MT", "mt")]
     assert _names(runs["gradcam"]) == [("DyCON", "dycon")]
+    assert _names(runs["frameworks"]) == [
+        ("MT", "mt"),
+        ("MT + DyCON", "dycon"),
+        ("CPS", "cps"),
+        ("CPS + DyCON", "dycon-ct"),
+    ]
     ids = {
         name: [run_id(config_of(s, device="cpu")) for s in specs] for name, specs in runs.items()
     }
@@ -66,6 +72,7 @@ def test_figure_runs_rows_and_shared_runs(tiny_root):
     # the untracked rows are Table 1's at 10 %: a reproduced Table 1 is reused
     table = table_runs(1, dataset="isles-sim", scale="smoke", rows=["DyCON", "MT"], root=tiny_root)
     assert {run_id(config_of(s, device="cpu")) for s in table} == set(ids["overlays"])
+    assert set(ids["frameworks"][:2]) == set(ids["overlays"])  # MT and MT + DyCON: Table 1's
     assert all(s.percent == 10 and s.num_labeled == 1 for s in runs["lesion-size"])
     no_fecl = config_of(runs["lesion-size"][1], device="cpu")
     assert no_fecl.method["use_fecl"] is False
@@ -170,9 +177,55 @@ def _two_logs(tmp_path: Path) -> dict[str, Path]:
     return logs
 
 
+def _framework_run(row: str, seed: int, dice: list[float], *, empty: bool = False):
+    spec = experiments.RunSpec(1, row, "mt", "isles-sim", 10, 4, "quick", seed)
+    cases = [{"case": f"c{i}", "dice": d, "empty_pred": str(empty)} for i, d in enumerate(dice)]
+    return experiments.RunResult(spec, f"{row}-{seed}", Path("."), {}, cases)
+
+
+def _framework_results():
+    return [
+        _framework_run("MT", 1, [40.0, 60.0]),
+        _framework_run("MT", 2, [50.0, 70.0]),
+        _framework_run("MT + DyCON", 1, [50.0, 70.0]),  # +10 on every case
+        _framework_run("MT + DyCON", 2, [60.0, 80.0]),
+        _framework_run("CPS", 1, [30.0, 30.0]),
+        _framework_run("CPS", 2, [0.0, 0.0], empty=True),  # collapsed: every case empty
+        _framework_run("CPS + DyCON", 1, [40.0, 40.0]),  # +10, then +20 on the collapsed seed
+        _framework_run("CPS + DyCON", 2, [20.0, 20.0]),
+    ]
+
+
+def test_framework_gains_are_paired_and_collapsed_runs_are_flagged():
+    numbers = figures.framework_numbers(_framework_results(), n_boot=200)
+    mt, cps = numbers["rows"]["MT"], numbers["rows"]["CPS"]
+    assert mt["dice"] == pytest.approx(55.0) and mt["per_seed"] == {1: 50.0, 2: 60.0}
+    assert mt["collapsed_seeds"] == [] and mt["dice_kept"] is None
+    # CPS pooled: (30 + 30 + 0 + 0) / 4 = 15; without the collapsed seed 2: 30
+    assert cps["dice"] == pytest.approx(15.0) and cps["collapsed_seeds"] == [2]
+    assert cps["dice_kept"] == pytest.approx(30.0)
+    (mt_gain, cps_gain) = numbers["gains"]
+    # every paired difference is 10: every resample's mean is 10, so is the interval
+    assert (mt_gain["with"], mt_gain["without"]) == ("MT + DyCON", "MT")
+    assert (mt_gain["mean"], mt_gain["low"], mt_gain["high"]) == pytest.approx((10, 10, 10))
+    assert (mt_gain["n_seeds"], mt_gain["n_cases"]) == (2, 2)
+    # differences 10, 10 (seed 1) and 20, 20 (seed 2): mean 15, interval within [10, 20]
+    assert cps_gain["mean"] == pytest.approx(15.0) and 10 <= cps_gain["low"] <= cps_gain["high"] <= 20
+    table = figures.to_markdown("frameworks", numbers)
+    assert "| CPS | 15.0 (" in table and "seed 2; Dice 30.0 without" in table
+    assert "| gain: MT + DyCON − MT | +10.0 (10.0–10.0) |" in table
+    glued = figures.glue_values("frameworks", numbers)
+    assert glued["fig_frameworks_gain_cps"].startswith("+15.0 (")
+
+
+def test_framework_gains_skip_a_pair_with_a_missing_row():
+    results = [r for r in _framework_results() if r.spec.row != "CPS + DyCON"]
+    assert [g["without"] for g in figures.framework_numbers(results, n_boot=50)["gains"]] == ["MT"]
+
+
 @pytest.mark.parametrize(
     ("name", "width_in"),
-    [("curves", 6.8), ("gradcam", 6.8)],  # the 676 px column, unscaled at about 100 px/in
+    [("curves", 6.8), ("gradcam", 6.8), ("frameworks", 6.8)],  # the 676 px column, unscaled at about 100 px/in
 )
 def test_figure_text_is_at_least_10_pt_at_the_column_width(name, width_in, tmp_path):
     """6 px labels (110 dpi PNGs shrunk to half in the column) were unreadable: the figures are
@@ -183,6 +236,8 @@ def test_figure_text_is_at_least_10_pt_at_the_column_width(name, width_in, tmp_p
 
     if name == "curves":
         fig = plot_curves(_two_logs(tmp_path))
+    elif name == "frameworks":
+        fig = figures.plot_frameworks(figures.framework_numbers(_framework_results(), n_boot=50))
     else:
         fig = figures.plot_gradcam(_gradcam_panels(3), [9, 45, 90], 90)
     assert fig.get_size_inches()[0] == pytest.approx(width_in)
@@ -204,6 +259,8 @@ def _expected(name: str, numbers: dict) -> dict[str, tuple[float, float]]:
         return {"lesion_size_bins.png": (6.8, 7.6), "lesion_size_cases.png": (6.8, 3.6)}
     if name == "curves":
         return {"curves.png": (6.8, 4.0)}
+    if name == "frameworks":
+        return {"frameworks.png": (6.8, 3.6)}
     rows = len(numbers["cases"])
     if name == "gradcam":  # image + 3 snapshots, 1.55 in each, 0.6 in for the colour bar
         return {"gradcam.png": (1.55 * 4 + 0.6, 1.55 * rows)}
@@ -211,7 +268,7 @@ def _expected(name: str, numbers: dict) -> dict[str, tuple[float, float]]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["lesion-size", "overlays", "curves", "gradcam"])
+@pytest.mark.parametrize("name", ["lesion-size", "overlays", "curves", "gradcam", "frameworks"])
 def test_figure_notebook_runs_at_smoke_scale(name, tiny_root, runs_dir, tmp_path):
     options = {"n_cases": 2} if name in ("gradcam", "overlays") else None
     out = reproduce_figure(
@@ -274,6 +331,13 @@ def test_figure_notebook_runs_at_smoke_scale(name, tiny_root, runs_dir, tmp_path
             assert case["lesion_fraction"] > 0
             assert all(v is None or 0 <= v <= 1 for v in case["inside"].values())
         assert {f"fig_gradcam_inside_step{s}" for s in (1, 2, 4)} <= glued
+    elif name == "frameworks":
+        assert rows == {"MT", "MT + DyCON", "CPS", "CPS + DyCON"}
+        assert [(g["with"], g["n_seeds"]) for g in numbers["gains"]] == [
+            ("MT + DyCON", 1),
+            ("CPS + DyCON", 1),
+        ]
+        assert {"fig_frameworks_gain_mt", "fig_frameworks_cps___dycon_dice"} <= glued
     else:
         assert rows == {"DyCON", "MT"}
         assert len(numbers["cases"]) == 2

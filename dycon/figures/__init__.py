@@ -19,7 +19,8 @@ labeled (the poster's curves say "10% labels"), one run per seed. Rows per figur
 - ``lesion-size``: DyCON, DyCON w/o FeCL (``method.use_fecl=false``), MT;
 - ``overlays``: DyCON, MT;
 - ``curves``: DyCON (tracked), MT (``train.val_every``);
-- ``gradcam``: DyCON (tracked).
+- ``gradcam``: DyCON (tracked);
+- ``frameworks``: MT, MT + DyCON, CPS, CPS + DyCON (``dycon-ct``).
 
 The lesion-size and curve figures take every seed (lesions pooled over seeds, one curve per
 seed); the Grad-CAM and overlay figures show one run per row, the first seed's.
@@ -45,6 +46,7 @@ from .base import (
     val_every,
 )
 from .curves import curve_label, curve_numbers
+from .frameworks import framework_numbers, plot_frameworks
 from .gradcam import gradcam_numbers, gradcam_panels, plot_gradcam, snapshots
 from .lesion_size import (
     as_bins,
@@ -85,6 +87,7 @@ __all__ = [
     "figure",
     "figure_runs",
     "fmt_ci",
+    "framework_numbers",
     "glue_values",
     "gradcam_numbers",
     "gradcam_panels",
@@ -94,6 +97,7 @@ __all__ = [
     "lesion_studies",
     "overlay_cases",
     "overlay_numbers",
+    "plot_frameworks",
     "plot_gradcam",
     "plot_lesion_bins",
     "plot_lesion_cases",

@@ -7,11 +7,18 @@ from pathlib import Path
 
 from ..config import ConfigError
 from ..experiments import RunSpec, config_of, labeled_count, table_dataset, train_size
-from . import curves, gradcam, lesion_size, overlays
+from . import curves, frameworks, gradcam, lesion_size, overlays
 from .base import PERCENT, REFERENCE, SNAPSHOTS, TABLE, Figure, has_validation, val_every
 
 FIGURES: dict[str, Figure] = {
-    f.name: f for f in (lesion_size.FIGURE, gradcam.FIGURE, curves.FIGURE, overlays.FIGURE)
+    f.name: f
+    for f in (
+        lesion_size.FIGURE,
+        gradcam.FIGURE,
+        curves.FIGURE,
+        overlays.FIGURE,
+        frameworks.FIGURE,
+    )
 }
 
 
