@@ -210,7 +210,8 @@ def test_framework_gains_are_paired_and_collapsed_runs_are_flagged():
     assert (mt_gain["mean"], mt_gain["low"], mt_gain["high"]) == pytest.approx((10, 10, 10))
     assert (mt_gain["n_seeds"], mt_gain["n_cases"]) == (2, 2)
     # differences 10, 10 (seed 1) and 20, 20 (seed 2): mean 15, interval within [10, 20]
-    assert cps_gain["mean"] == pytest.approx(15.0) and 10 <= cps_gain["low"] <= cps_gain["high"] <= 20
+    assert cps_gain["mean"] == pytest.approx(15.0)
+    assert 10 <= cps_gain["low"] <= cps_gain["high"] <= 20
     table = figures.to_markdown("frameworks", numbers)
     assert "| CPS | 15.0 (" in table and "seed 2; Dice 30.0 without" in table
     assert "| gain: MT + DyCON − MT | +10.0 (10.0–10.0) |" in table
@@ -225,7 +226,8 @@ def test_framework_gains_skip_a_pair_with_a_missing_row():
 
 @pytest.mark.parametrize(
     ("name", "width_in"),
-    [("curves", 6.8), ("gradcam", 6.8), ("frameworks", 6.8)],  # the 676 px column, unscaled at about 100 px/in
+    # the 676 px column, unscaled at about 100 px/in
+    [("curves", 6.8), ("gradcam", 6.8), ("frameworks", 6.8)],
 )
 def test_figure_text_is_at_least_10_pt_at_the_column_width(name, width_in, tmp_path):
     """6 px labels (110 dpi PNGs shrunk to half in the column) were unreadable: the figures are
