@@ -145,3 +145,15 @@ def test_kept_runs_refill_a_fresh_runs_folder(tmp_path):
     assert bench.restore_runs(kept, fresh) == 1
     assert (fresh / run.name / "summary.json").read_text() == "summary.json"
     assert bench.restore_runs(kept, fresh) == 0  # present runs are left alone
+
+
+def test_default_rows_are_table_4s_single_network_rows():
+    from dycon.experiments import TABLES
+
+    bench = _bench()
+    args = bench._parser().parse_args([])
+    assert tuple(args.rows.split(",")) == bench.ROWS
+    table = [r[0] for r in TABLES[4]["rows"]]
+    assert set(bench.ROWS) <= set(table)
+    # left out by default for their cost; --rows all runs them
+    assert set(table) - set(bench.ROWS) == {"MCF", "BCP", "CML"}
