@@ -18,13 +18,13 @@ results beside the committed ones (``tableN-<scale>-s<seeds>``), never over them
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 import time
 from pathlib import Path
 
 from .config import ConfigError, parse_assignment
+from .data.files import atomic_path
 from .experiments import check_table
 from .figures import check_figure
 
@@ -249,30 +249,26 @@ def _execute(
     import papermill
 
     source = str(template.relative_to(ROOT)) if table is None else table_notebook(template, table)
-    tmp = final.with_name(f".{final.stem}.{os.getpid()}.ipynb")
     start = time.perf_counter()
-    try:
-        # The kernel's stderr (each run's progress bar: step, loss, time left) streams to this
-        # terminal; papermill's own cell counter would only say "Executing: 11%".
-        papermill.execute_notebook(
-            source,
-            str(tmp.relative_to(ROOT)) if tmp.is_relative_to(ROOT) else str(tmp),
-            parameters=parameters,
-            kernel_name="python3",
-            cwd=str(ROOT),
-            progress_bar=False,
-            stderr_file=sys.stderr if progress else None,
-        )
-    except papermill.PapermillExecutionError as err:
-        tmp.unlink(missing_ok=True)
-        raise RuntimeError(
-            f"notebook {template.name} failed in cell {err.exec_count}: {err.ename}: {err.evalue}"
-        ) from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _finish(tmp, seconds=time.perf_counter() - start, template=template)
-    os.replace(tmp, final)
+    with atomic_path(final, suffix=".ipynb") as tmp:
+        try:
+            # The kernel's stderr (each run's progress bar: step, loss, time left) streams to
+            # this terminal; papermill's own cell counter would only say "Executing: 11%".
+            papermill.execute_notebook(
+                source,
+                str(tmp.relative_to(ROOT)) if tmp.is_relative_to(ROOT) else str(tmp),
+                parameters=parameters,
+                kernel_name="python3",
+                cwd=str(ROOT),
+                progress_bar=False,
+                stderr_file=sys.stderr if progress else None,
+            )
+        except papermill.PapermillExecutionError as err:
+            raise RuntimeError(
+                f"notebook {template.name} failed in cell {err.exec_count}: {err.ename}: "
+                f"{err.evalue}"
+            ) from None
+        _finish(tmp, seconds=time.perf_counter() - start, template=template)
 
 
 def render_page(template: Path, page: Path, parameters: dict, *, progress: bool = False) -> None:

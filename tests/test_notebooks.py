@@ -138,3 +138,24 @@ def test_committed_runs_are_reused_by_run_id(tmp_path, monkeypatch):
     assert json.loads((reused / "data.json").read_text()) == {"data_version": "2.1.0"}
     assert (reused / "per_case.csv").read_text().startswith("case,dice")
     assert not (tmp_path / "runs" / "r2").exists()  # not committed: trained as usual
+
+
+def test_a_failed_cell_keeps_the_old_page_and_leaves_no_temp_file(tmp_path, monkeypatch):
+    import papermill
+
+    from dycon.reproduce import ROOT as REPO
+    from dycon.reproduce import render_page
+
+    page = tmp_path / "book" / "page.ipynb"
+    page.parent.mkdir()
+    page.write_text("old page")
+
+    def half_written_then_fail(source, output, **kwargs):
+        Path(output).write_text("half a notebook")
+        raise papermill.PapermillExecutionError(3, 3, "boom", "ValueError", "bad record", [])
+
+    monkeypatch.setattr(papermill, "execute_notebook", half_written_then_fail)
+    with pytest.raises(RuntimeError, match=r"cpu_scale.ipynb failed in cell 3: ValueError"):
+        render_page(REPO / "notebooks" / "cpu_scale.ipynb", page, {})
+    assert page.read_text() == "old page"
+    assert [p.name for p in page.parent.iterdir()] == ["page.ipynb"]
