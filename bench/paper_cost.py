@@ -35,11 +35,13 @@ sys.path.insert(0, str(ROOT))
 
 from _machine import machine_info  # noqa: E402
 
+from dycon.data.datasets import DATASETS  # noqa: E402
+
 ASSUMED_TFLOPS = (25.0, 100.0)
-# Cases per split, from the comments of dycon/configs/datasets/<name>.yaml (the pinned lists;
+# Cases per split, as each dataset declares them in dycon/data/datasets.py (the pinned lists;
 # isles22: our seeded 200 / 50 split). Train counts only give the labeled count of a percentage.
-TRAIN_CASES = {"isles22": 200, "brats19": 250, "pancreas": 62, "la": 80, "isles-sim": 40}
-TEST_CASES = {"isles22": 50, "brats19": 60, "pancreas": 20, "la": 20, "isles-sim": 24}
+TRAIN_CASES = {name: d.train_cases for name, d in DATASETS.items()}
+TEST_CASES = {name: d.test_cases for name, d in DATASETS.items()}
 # A typical test volume (x, y, z) as the evaluation sees it (the volume's own grid; z takes the
 # fine stride). Assumptions; the source of each is given. Evaluation is a few % of a run, so
 # these shapes move the totals little.

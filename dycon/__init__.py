@@ -31,10 +31,12 @@ Where a new thing is declared (the rest is derived from the declaration):
   ``paper.TABLES``; one template, ``notebooks/table.ipynb``, renders every table;
 * figure: a ``Figure`` at the end of its module in ``figures/``, listed in
   ``figures/registry.py``'s ``FIGURES``, with its notebook ``notebooks/fig_<name>.ipynb``;
-* dataset: its preparer ``data/prepare/<name>.py`` (``PREPARERS``), its reader
-  (``data/readers``' ``READERS``), its prepared layout and command (``data/prepare/manifest.py``'s
-  ``CASE_FILES``, ``COMMANDS``) and ``configs/datasets/<name>.yaml``; the name list is still
-  repeated in ``data/prepare/_common.DATASETS`` and ``cli.DATASETS``.
+* dataset: a ``Dataset`` in ``data/datasets.py``'s ``DATASETS`` (its preparer, prepared
+  format, case-file layout, ``--raw`` placeholder, split sizes, synthetic or not), its preparer
+  module ``data/prepare/<name>.py`` and ``configs/datasets/<name>.yaml``. ``PREPARERS``,
+  ``READERS``, ``CASE_FILES``, ``COMMANDS``, the name lists (``prepare.DATASETS``, the CLI's
+  choices), ``engine.datasets.SYNTHETIC`` and ``bench/paper_cost.py``'s case counts are derived
+  from it; a new on-disk format also needs its reader in ``data/readers/h5.py``.
 """
 
 __version__ = "0.1.0"

@@ -12,11 +12,12 @@ from pathlib import Path
 import yaml
 
 from .config import ConfigError, available, parse_assignment, to_dict
+from .data import datasets
 from .data.volume import DataError
 from .experiments import TABLES
 from .figures.registry import FIGURES
 
-DATASETS = ("isles-sim", "isles22", "brats19", "pancreas", "la")
+DATASETS = tuple(datasets.DATASETS)  # the names, declared in data/datasets.py
 
 
 def _presets(kind: str, sep: str = ", ") -> str:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import ConfigError
+from ..data import datasets
 from ..data.readers import check_case, read_case
 from ..data.splits import check_split, read_split
 from ..data.volume import DATA_ENV, DataError, Volume, data_root
@@ -16,7 +17,7 @@ from .schema import ExperimentConfig
 from .train_data import TrainData
 from .validation import validation_interval
 
-SYNTHETIC = {"isles-sim"}
+SYNTHETIC = {name for name, d in datasets.DATASETS.items() if d.synthetic}  # generated on use
 
 
 def dataset_folder(cfg: ExperimentConfig, *, root: str | Path | None = None) -> Path:
@@ -34,8 +35,7 @@ def dataset_folder(cfg: ExperimentConfig, *, root: str | Path | None = None) -> 
         if not (folder / "manifest.json").is_file():
             raise DataError(
                 f"dataset {name!r} is not prepared under {str(base)!r}; run "
-                f"`python -m dycon data prepare {name} --raw <download dir>` "
-                "(see book/data.md)"
+                f"`{datasets.dataset(name).command}` (see book/data.md)"
             )
         return folder
     if (folder / "manifest.json").is_file() and not _stale_generator(folder):

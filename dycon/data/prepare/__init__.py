@@ -2,39 +2,40 @@
 
 ``prepare(dataset, raw=..., dest=...)`` writes ``$DYCON_DATA/<dataset>/`` all-or-nothing (staged
 in ``<dest>.partial/``, renamed when complete, ``manifest.json`` last); ``status()`` says which
-datasets are prepared, partial or missing and how to get them. One module per dataset:
-``la``, ``brats19``, ``pancreas``, ``isles22``, ``isles_sim``; ``manifest`` owns the folder
-contract. Sources, licences, commands, time and disk: book/data.md.
+datasets are prepared, partial or missing and how to get them. One module per dataset
+(``la``, ``brats19``, ``pancreas``, ``isles22``, ``isles_sim``), named by its declaration in
+``dycon.data.datasets``; ``manifest`` owns the folder contract. Sources, licences, commands,
+time and disk: book/data.md.
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from collections.abc import Callable
 from pathlib import Path
 
+from dycon.data import datasets
+from dycon.data.datasets import ISLES_SIM_BANNER
 from dycon.data.prepare._common import DATASETS, PathLike
-from dycon.data.prepare.brats19 import prepare_brats19
-from dycon.data.prepare.isles22 import prepare_isles22
-from dycon.data.prepare.isles_sim import prepare_isles_sim
-from dycon.data.prepare.la import prepare_la
 from dycon.data.prepare.manifest import (
     CASE_FILES,
     COMMANDS,
-    ISLES_SIM_BANNER,
     MANIFEST,
     read_manifest,
     status,
 )
-from dycon.data.prepare.pancreas import prepare_pancreas
 from dycon.data.volume import DataError
 
+
+def _import_preparer(declared: datasets.Dataset) -> Callable[..., Path]:
+    module, function = declared.preparer.split(":")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), function)
+
+
+# Derived from data/datasets.py, whose ``Dataset.preparer`` names each function.
 PREPARERS: dict[str, Callable[..., Path]] = {
-    "la": prepare_la,
-    "brats19": prepare_brats19,
-    "pancreas": prepare_pancreas,
-    "isles22": prepare_isles22,
-    "isles-sim": prepare_isles_sim,
+    name: _import_preparer(d) for name, d in datasets.DATASETS.items()
 }
 
 
@@ -45,10 +46,7 @@ def options_of(dataset: str) -> dict[str, object]:
 
 
 def _preparer(dataset: str) -> Callable[..., Path]:
-    try:
-        return PREPARERS[dataset]
-    except KeyError:
-        raise DataError(f"unknown dataset {dataset!r}; expected one of {list(DATASETS)}") from None
+    return PREPARERS[datasets.dataset(dataset).name]
 
 
 def prepare(

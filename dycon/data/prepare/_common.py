@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from dycon.data import datasets
 from dycon.data.files import sha256_file
 from dycon.data.readers._common import bare_id
 from dycon.data.readers.bids import load_nifti as load_nifti_file
@@ -20,7 +21,7 @@ from dycon.data.splits import PINNED_LISTS, fetch_split_lists, read_split, write
 from dycon.data.volume import DATA_PAGE, DataError, data_root
 
 PathLike = str | os.PathLike
-DATASETS = ("la", "brats19", "pancreas", "isles22", "isles-sim")
+DATASETS = tuple(datasets.DATASETS)  # the names, in the order of dycon.data.datasets
 FOLDS_DIR = "folds"  # Pancreas 4-fold lists, kept apart from the default pair
 
 

@@ -17,10 +17,11 @@ from pathlib import Path
 import numpy as np
 
 import dycon
+from dycon.data import datasets
 from dycon.data.files import remove, replace_folder, sha256_file, write_text_atomic
 from dycon.data.prepare._common import DATASETS, PathLike, check_lists, restrict_lists
 from dycon.data.readers import bare_id, read_case
-from dycon.data.volume import DATA_ENV, DATA_PAGE, DataError, Volume, data_root
+from dycon.data.volume import DATA_ENV, DataError, Volume, data_root
 
 log = logging.getLogger("dycon.data.prepare")
 
@@ -28,35 +29,15 @@ MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 PARTIAL_SUFFIX = ".partial"
 
-# Where each prepared case lives inside the dataset folder (what read_case finds first).
-CASE_FILES = {
-    "la": "2018LA_Seg_Training Set/{case}/mri_norm2.h5",
-    "brats19": "data/{case}.h5",
-    "pancreas": "Pancreas_data/{case}.h5",
-    "isles22": "{case}.h5",
-    "isles-sim": "{case}.h5",
-}
-
-# The command that prepares each dataset (the CLI forwards to ``prepare``).
-COMMANDS = {
-    "la": "python -m dycon data prepare la",
-    "brats19": "python -m dycon data prepare brats19 --raw <MICCAI_BraTS_2019_Data_Training>",
-    "pancreas": "python -m dycon data prepare pancreas --raw <folder with PANCREAS_00XX DICOM "
-    "folders and TCIA_pancreas_labels-02-05-2017>",
-    "isles22": "python -m dycon data prepare isles22 --raw <ISLES-2022>",
-    "isles-sim": "python -m dycon data prepare isles-sim",
-}
-
-ISLES_SIM_BANNER = (
-    "isles-sim: SYNTHETIC stroke lesions planted in the MNI152 template, not patient data. "
-    "Numbers on it are not comparable with the paper's ISLES'22 results; prepare the real "
-    f"ISLES'22 release for those (see {DATA_PAGE})."
-)
+# Derived from data/datasets.py: where each prepared case lives inside the dataset folder (what
+# read_case finds first), and the command that prepares it (the CLI forwards to ``prepare``).
+CASE_FILES = {name: d.case_file for name, d in datasets.DATASETS.items()}
+COMMANDS = {name: d.command for name, d in datasets.DATASETS.items()}
 
 
 def case_file(dataset: str, case_id: str) -> str:
     """The prepared file of a case, relative to the dataset folder."""
-    return CASE_FILES[dataset].format(case=bare_id(case_id))
+    return CASE_FILES[datasets.dataset(dataset).name].format(case=bare_id(case_id))
 
 
 # ---------------------------------------------------------------- all-or-nothing folder
@@ -191,7 +172,7 @@ def finish(
         "source": jsonable(source),
         "prepared_with": {
             "dycon": dycon.__version__,
-            "command": COMMANDS[dataset].split(" --raw")[0],
+            "command": datasets.dataset(dataset).command_name,
             "options": jsonable(options),
         },
         "prepared_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -200,8 +181,9 @@ def finish(
         "lists": lists,
         "cases": records,
     }
-    if dataset == "isles-sim":
-        manifest["banner"] = ISLES_SIM_BANNER
+    banner = datasets.dataset(dataset).banner
+    if banner:
+        manifest["banner"] = banner
     write_text_atomic(folder / MANIFEST, json.dumps(manifest, indent=1) + "\n")
     return manifest
 
@@ -232,8 +214,9 @@ def dataset_status(base: Path, dataset: str, *, verify: bool = False, prefix: st
         "command": prefix + COMMANDS[dataset],
         "detail": "",
     }
-    if dataset == "isles-sim":
-        entry["banner"] = ISLES_SIM_BANNER
+    banner = datasets.dataset(dataset).banner
+    if banner:
+        entry["banner"] = banner
     if folder.is_dir() and (folder / MANIFEST).is_file():
         entry.update(_prepared_state(folder, verify=verify))
     elif folder.is_dir() or partial_path(folder).is_dir():
@@ -276,18 +259,18 @@ def _prepared_state(folder: Path, *, verify: bool) -> dict:
 
 
 def status(root: PathLike | None = None, *, verify: bool = False) -> list[dict]:
-    """Where each of the five datasets stands under the data root.
+    """Where each dataset of ``dycon.data.datasets`` stands under the data root.
 
     Args:
         root: the data root; default ``$DYCON_DATA`` (else ./data).
         verify: also recompute every prepared file's sha256 against the manifest.
 
     Returns:
-        One dict per dataset (la, brats19, pancreas, isles22, isles-sim): ``dataset``, ``path``,
+        One dict per dataset, in ``DATASETS`` order: ``dataset``, ``path``,
         ``state`` (``prepared``: manifest present and every case file present; ``partial``: a
         folder without manifest, i.e. an interrupted prepare, or files missing; ``missing``),
         ``cases``, ``lists`` (name -> ids), ``command`` (the exact command to get it),
-        ``detail``, and for isles-sim the ``banner``.
+        ``detail``, and for a synthetic dataset the ``banner``.
 
     Raises:
         DataError: the data root does not exist (names DYCON_DATA and the data page).

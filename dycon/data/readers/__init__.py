@@ -4,7 +4,8 @@
 - ``bids``: the ISLES'22 BIDS NIfTI release;
 - ``write``: ``write_case_h5``, the prepared-file writer the readers read back exactly.
 
-``read_case`` dispatches on the dataset name used across the project.
+``read_case`` dispatches on the dataset name: ``READERS`` is derived from each dataset's prepared
+format in ``dycon.data.datasets``.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from dycon.data import datasets
 from dycon.data.readers._common import PathLike, bare_id
 from dycon.data.readers.bids import list_isles_bids_cases, read_isles_bids
 from dycon.data.readers.h5 import (
-    H5_FILES,
+    H5_READERS,
     check_case_header,
     pancreas_candidates,
     read_brats19,
@@ -24,14 +26,11 @@ from dycon.data.readers.h5 import (
     read_pancreas,
 )
 from dycon.data.readers.write import write_case_h5
-from dycon.data.volume import DataError, Volume
+from dycon.data.volume import Volume
 
+# Derived from data/datasets.py: a dataset is read by the reader of its prepared format.
 READERS: dict[str, Callable[[PathLike, str], Volume]] = {
-    "la": read_la,
-    "brats19": read_brats19,
-    "pancreas": read_pancreas,
-    "isles22": read_isles_h5,  # prepared from the BIDS release by the prepare step
-    "isles-sim": read_isles_h5,
+    name: H5_READERS[d.format] for name, d in datasets.DATASETS.items()
 }
 
 
@@ -39,15 +38,15 @@ def read_case(dataset: str, root: PathLike, case_id: str) -> Volume:
     """Read one case of a prepared dataset.
 
     Args:
-        dataset: one of ``la``, ``brats19``, ``pancreas``, ``isles22``, ``isles-sim``.
+        dataset: a key of ``dycon.data.datasets.DATASETS`` (``isles-sim``, ``isles22``,
+            ``brats19``, ``pancreas``, ``la``).
         root: the dataset's folder (see each reader for the layouts it accepts).
         case_id: as written in the split lists (a ``.h5`` suffix is accepted).
+
+    Raises:
+        DataError: an unknown dataset (one line listing the valid ones), or the reader's.
     """
-    try:
-        reader = READERS[dataset]
-    except KeyError:
-        raise DataError(f"unknown dataset {dataset!r}; expected one of {sorted(READERS)}") from None
-    return reader(Path(root), case_id)
+    return READERS[datasets.dataset(dataset).name](Path(root), case_id)
 
 
 def check_case(dataset: str, root: PathLike, case_id: str) -> tuple[int, int, int]:
@@ -58,9 +57,7 @@ def check_case(dataset: str, root: PathLike, case_id: str) -> tuple[int, int, in
     Raises:
         DataError: one line naming the file (or the paths tried) and the fix.
     """
-    if dataset not in H5_FILES:
-        raise DataError(f"unknown dataset {dataset!r}; expected one of {sorted(H5_FILES)}")
-    return check_case_header(dataset, Path(root), case_id)
+    return check_case_header(datasets.dataset(dataset).format, Path(root), case_id)
 
 
 __all__ = [

@@ -37,7 +37,7 @@ def read_la(root: PathLike, case_id: str) -> Volume:
         The Volume, spacing 0.625 mm isotropic unless the file's ``spacing_mm`` says otherwise.
     """
     case = bare_id(case_id)
-    return read_h5_volume(la_file(root, case), case, **H5_FORMATS["la"])
+    return read_h5_volume(la_file(root, case), case, **H5_FORMATS["la-h5"])
 
 
 def la_file(root: PathLike, case_id: str) -> Path:
@@ -60,7 +60,7 @@ def read_brats19(root: PathLike, case_id: str) -> Volume:
         case_id: e.g. ``BraTS19_TCIA02_370_1``.
     """
     case = bare_id(case_id)
-    return read_h5_volume(brats19_file(root, case), case, **H5_FORMATS["brats19"])
+    return read_h5_volume(brats19_file(root, case), case, **H5_FORMATS["brats19-h5"])
 
 
 def brats19_file(root: PathLike, case_id: str) -> Path:
@@ -107,7 +107,7 @@ def read_pancreas(root: PathLike, case_id: str) -> Volume:
         has ``spacing_mm``.
     """
     case = bare_id(case_id)
-    return read_h5_volume(pancreas_file(root, case), case, **H5_FORMATS["pancreas"])
+    return read_h5_volume(pancreas_file(root, case), case, **H5_FORMATS["pancreas-h5"])
 
 
 def pancreas_file(root: PathLike, case_id: str) -> Path:
@@ -123,7 +123,7 @@ def read_isles_h5(root: PathLike, case_id: str) -> Volume:
     safe: the ``spacing_mm`` attribute is required.
     """
     case = bare_id(case_id)
-    return read_h5_volume(isles_h5_file(root, case), case, **H5_FORMATS["isles22"])
+    return read_h5_volume(isles_h5_file(root, case), case, **H5_FORMATS["isles-h5"])
 
 
 def isles_h5_file(root: PathLike, case_id: str) -> Path:
@@ -138,25 +138,31 @@ _ISLES = {
     "spacing_fix": "re-run prepare for this dataset (it stores spacing_mm), or add the "
     "attribute spacing_mm=(x, y, z) in mm with h5py",
 }
-# How each dataset's files are read (``read_h5_volume`` options) and found.
+# The prepared formats, by the keys that ``data/datasets.py`` names (``Dataset.format``): how
+# each one's files are read (``read_h5_volume`` options), found, and read into a Volume.
 H5_FORMATS: dict[str, dict] = {
-    "la": {"default_spacing": LA_SPACING},
-    "brats19": {"axes": "zyx", "rule": "positive"},
-    "pancreas": {},
-    "isles22": _ISLES,
-    "isles-sim": _ISLES,
+    "la-h5": {"default_spacing": LA_SPACING},  # UA-MT's mri_norm2.h5
+    "brats19-h5": {"axes": "zyx", "rule": "positive"},  # SSL4MIS
+    "pancreas-h5": {},  # DyCON, MC-Net, CoraNet
+    "isles-h5": _ISLES,  # DyCON's ISLES files: ISLES'22 and isles-sim
 }
 H5_FILES = {
-    "la": la_file,
-    "brats19": brats19_file,
-    "pancreas": pancreas_file,
-    "isles22": isles_h5_file,
-    "isles-sim": isles_h5_file,
+    "la-h5": la_file,
+    "brats19-h5": brats19_file,
+    "pancreas-h5": pancreas_file,
+    "isles-h5": isles_h5_file,
+}
+H5_READERS = {
+    "la-h5": read_la,
+    "brats19-h5": read_brats19,
+    "pancreas-h5": read_pancreas,
+    "isles-h5": read_isles_h5,
 }
 
 
-def check_case_header(dataset: str, root: PathLike, case_id: str) -> tuple[int, int, int]:
-    """Find a case's file and check its header (keys, shapes, dtypes, spacing) without reading
-    its voxels; returns the (X, Y, Z) shape. See ``check_h5_header``."""
-    options = {k: v for k, v in H5_FORMATS[dataset].items() if k != "rule"}
-    return check_h5_header(H5_FILES[dataset](root, case_id), **options)
+def check_case_header(file_format: str, root: PathLike, case_id: str) -> tuple[int, int, int]:
+    """Find a case's file in ``file_format`` (a key of ``H5_FORMATS``) and check its header
+    (keys, shapes, dtypes, spacing) without reading its voxels; returns the (X, Y, Z) shape. See
+    ``check_h5_header``."""
+    options = {k: v for k, v in H5_FORMATS[file_format].items() if k != "rule"}
+    return check_h5_header(H5_FILES[file_format](root, case_id), **options)
