@@ -822,8 +822,9 @@ def main() -> int:
                 for ds in sorted(used)
             },
             "notes": [
-                "Test cases per dataset: the split sizes in the comments of "
-                "dycon/configs/datasets/*.yaml (BraTS'19 60, ISLES'22 50, Pancreas 20, LA 20).",
+                "Test cases per dataset: the split sizes declared in dycon/data/datasets.py ("
+                + ", ".join(f"{ds} {TEST_CASES[ds]}" for ds in sorted(used))
+                + ").",
                 "The paper scale sets train.amp=false: the trainer runs fp32, where PyTorch's "
                 "default (torch.backends.cudnn.allow_tf32=True; nothing in dycon changes it) runs "
                 "the convolutions in TF32 on Ampere or newer. train.amp=true gives bf16.",
