@@ -39,6 +39,12 @@ COMPARISON_ROWS = (
     ("GALoss", "galoss", ()),
     ("DyCON", "dycon", ()),
 )
+# Printed rows this engine does not re-run, and why: the report shows the reason in their cells.
+NOT_RERUN = {
+    "W-Net": "an architecture this library does not build",
+    "PAMSNet": "an architecture this library does not build",
+    "UPC": "not identified (results/paper/README.md)",
+}
 # Rows a table of the paper does not print are not run for it.
 _NOT_IN = {2: ("MagicNet", "GALoss"), 3: ("AC-MT", "MagicNet", "GALoss")}
 

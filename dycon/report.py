@@ -23,7 +23,7 @@ from collections import defaultdict
 import numpy as np
 import pandas as pd
 
-from .experiments import TABLES, RunResult
+from .experiments import NOT_RERUN, TABLES, RunResult
 from .metrics import CASE_METRICS, mean_ci
 from .paper import paper_rows
 
@@ -110,6 +110,7 @@ def _row(table: int, key: tuple[str, int], runs: list[RunResult], paper: dict, *
         "ours_labeled": runs[0].spec.num_labeled if runs else None,
         "seeds": sorted(r.spec.seed for r in runs),
         "status": "ran" if runs else "not re-run",
+        "not_rerun_reason": None if runs else NOT_RERUN.get(label, "not among this run's rows"),
         "paper_note": p.get("note") or "",
         "run_ids": [r.run_id for r in runs],
         "collapsed_runs": [r.run_id for r in runs if r not in kept],
@@ -269,7 +270,8 @@ def to_frame(table: int, rows: list[dict]) -> pd.DataFrame:
 def _ours_cell(r: dict, m: str, prefix: str = "ours") -> str:
     """'53.65' over a small '(49.10–58.20)' line: the CI on its own line keeps columns narrow."""
     if r["status"] != "ran":
-        return "not re-run"
+        reason = r.get("not_rerun_reason")
+        return "not re-run" + (f"<br><small>({reason})</small>" if reason else "")
     value = r.get(f"{prefix}_{m}")
     if value is None:
         return f"undefined ({r.get(f'{prefix}_{m}_undefined', 0)} cases)"

@@ -114,6 +114,17 @@ def test_paper_rows_not_run_are_kept_and_marked():
     assert bcp[0]["paper_dice"] == pytest.approx(57.97) and bcp[0]["ours_dice"] is None
     assert all(r["percent"] == 10 for r in rows)  # only the labeled fraction that ran
     assert "not re-run" in report.to_html(1, rows) and "BCP" in report.to_text(1, rows)
+    # each cell says why: an unbuilt architecture, or a row this run left out
+    reasons = {r["row"]: r["not_rerun_reason"] for r in rows}
+    assert reasons["BCP"] == "not among this run's rows" and reasons["DyCON"] is None
+    full = report.compare(1, [_result("DyCON", 100, 1, [50.0])])  # W-Net: fully supervised
+    (wnet,) = [r for r in full if r["row"] == "W-Net"]
+    assert wnet["not_rerun_reason"] == "an architecture this library does not build"
+    html = report.to_html(1, full)
+    assert "not re-run<br><small>(an architecture this library does not build)</small>" in html
+    table4 = report.compare(4, [_result("DyCON (VNet)", 10, 1, [50.0])])
+    (upc,) = [r for r in table4 if r["row"] == "UPC"]
+    assert upc["not_rerun_reason"] == "not identified (results/paper/README.md)"
 
 
 def test_one_table_per_metric_with_the_ci_on_its_own_line():
