@@ -1,6 +1,6 @@
 """Seconds per quick-scale training step of each baseline against MT, in the same process.
 
-    python bench/method_step.py  # mt dtc urpc acmt acmt-mu bcp magicnet cps dycon-ct mcf cml galoss
+    python bench/method_step.py  # MT, supervised, UA-MT, DyCON and every baseline
     python bench/method_step.py --methods mt,dtc --rounds 3
 
 Each method is built from its preset at the quick scale on isles-sim's shapes (32^3 patches,
@@ -63,7 +63,8 @@ def build(method: str, device: str):
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--methods", default="mt,dtc,urpc,acmt,acmt-mu,bcp,magicnet,cps,dycon-ct,mcf,cml,galoss"
+        "--methods",
+        default="mt,supervised,ua-mt,dycon,dtc,urpc,acmt,acmt-mu,bcp,magicnet,cps,dycon-ct,mcf,cml,galoss",
     )
     parser.add_argument("--rounds", type=int, default=5, help="timed steps per method")
     parser.add_argument("--device", default="cpu")

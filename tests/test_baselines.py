@@ -1,6 +1,7 @@
 """Baselines re-run in the tables: DTC, URPC, AC-MT. Hand-computed values in the comments."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -271,3 +272,23 @@ def test_tables_declare_the_new_rows_and_the_fully_supervised_ones(default_data)
     assert {"DTC", "AC-MT"} <= {s.row for s in specs}
     with pytest.raises(ConfigError, match=r"table 1 has no 100 % row"):
         table_runs(1, dataset="isles-sim", percents=(100,), root=default_data)
+
+
+# ------------------------------------------------------------------------ the book's baselines page
+def test_the_baselines_page_quotes_the_committed_step_costs():
+    """book/baselines.md types each method's cost against MT; a re-run of bench/method_step.py
+    that changes a ratio must change the page too."""
+    import re
+
+    import pandas as pd
+
+    root = Path(__file__).resolve().parents[1]
+    bench = pd.read_csv(root / "results" / "bench" / "method_step-cpu.csv").set_index("method")
+    page = (root / "book" / "baselines.md").read_text()
+    quoted = {float(x) for x in re.findall(r"(\d\.\d\d)× (?:MT|for MU)", page)}
+    committed = {round(float(r), 2) for r in bench["ratio_to_mt"]}
+    assert quoted and quoted <= committed, sorted(quoted - committed)
+    # every method of the bench but MT itself is quoted (MT is the 1.00× reference)
+    assert len(quoted) >= len(committed - {1.0}) - 1  # two methods may share a rounded ratio
+    mt = f"{bench.loc['mt', 'seconds_per_step']:.2f} s per step"
+    assert page.count(mt) == 2, mt  # the note on measurement and MT's own section
