@@ -48,7 +48,8 @@ book: setup $(MATHJAX_DIR)/tex-chtml.js
 	$(VENV)/bin/jupyter-book build . --all -W -n --keep-going
 
 # make reproduce TABLE=N [SCALE=quick|smoke|paper] [DATASET=...] [SEEDS=1337,1338] [PERCENTS=5,10,20]
-#   [DEVICE=cpu]. PERCENTS defaults to the paper's at SCALE=paper and to the middle one otherwise.
+#   [DEVICE=cpu]. SEEDS and PERCENTS default to the committed page's; without one, PERCENTS is the
+#   paper's at SCALE=paper and the middle one otherwise.
 # Runs notebooks/table.ipynb (one template, table=N) with papermill into book/tables/tableN.ipynb
 # and results/tableN/, then prints
 # the table. Without a prepared real dataset the embedded synthetic isles-sim stands in (a banner

@@ -60,8 +60,7 @@ def reproduce_table(
         )
     results_dir = results_dir if results_dir is not None else f"results/table{table}"
     committed = _committed_runs(results_dir)
-    if seeds is None and committed:
-        seeds = sorted({r["seed"] for r in committed.values()})
+    seeds, percents = committed_defaults(committed, seeds=seeds, percents=percents)
     parameters = {
         "table": table,
         **_run_parameters(dataset, data_root, scale, seeds, device, runs_dir),
@@ -92,6 +91,16 @@ def reproduce_table(
     final = _run_notebook("table", out_dir / f"{page}.ipynb", parameters, progress, table=table)
     refresh_environment(str(Path(results_dir)), out_dir)
     return final
+
+
+def committed_defaults(committed: dict, *, seeds, percents) -> tuple:
+    """The seeds and labeled percentages not given: the committed page's, so that a plain
+    ``make reproduce TABLE=N`` asks for the committed runs (and trains none on a clone)."""
+    if committed and seeds is None:
+        seeds = sorted({r["seed"] for r in committed.values()})
+    if committed and not percents:
+        percents = sorted({r["percent"] for r in committed.values()})
+    return seeds, percents
 
 
 def page_for(table: int, *, committed, ids, scale: str, seeds, results_dir: str) -> tuple[str, str]:

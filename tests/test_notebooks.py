@@ -159,3 +159,24 @@ def test_a_failed_cell_keeps_the_old_page_and_leaves_no_temp_file(tmp_path, monk
         render_page(REPO / "notebooks" / "cpu_scale.ipynb", page, {})
     assert page.read_text() == "old page"
     assert [p.name for p in page.parent.iterdir()] == ["page.ipynb"]
+
+
+@pytest.mark.parametrize(
+    ("seeds", "percents", "expected"),
+    [
+        (None, None, ([1337, 1338], [10, 100])),  # nothing given: the committed page's runs
+        ([1], None, ([1], [10, 100])),
+        (None, [5], ([1337, 1338], [5])),
+        ([1], [5], ([1], [5])),  # both given: as given
+    ],
+)
+def test_seeds_and_percents_default_to_the_committed_pages(seeds, percents, expected):
+    from dycon.reproduce import committed_defaults
+
+    committed = {
+        "a": {"seed": 1338, "percent": 10},
+        "b": {"seed": 1337, "percent": 100},
+        "c": {"seed": 1337, "percent": 10},
+    }
+    assert committed_defaults(committed, seeds=seeds, percents=percents) == expected
+    assert committed_defaults({}, seeds=seeds, percents=percents) == (seeds, percents)
