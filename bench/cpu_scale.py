@@ -1,9 +1,10 @@
-"""Table 4 at the cpu scale (real LA, 4x downsampled): converged runs on paired seeds, each method's
-paired difference with a bootstrap CI over seeds and test cases, and that CI's width against the
-smallest margin the paper claims in the table.
+"""Table 4 or 5 at the cpu scale (real LA, 4x downsampled): converged runs on paired seeds, each
+method's paired difference with a bootstrap CI over seeds and test cases, and that CI's width
+against the smallest margin the paper claims in the table.
 
     python -m dycon data prepare la --downsample 4 --dest data-4x/la   # once (2.5 mm LA)
     python bench/cpu_scale.py --data-root data-4x --seeds 1337-1346     # resumes where it stopped
+    python bench/cpu_scale.py --table 5 --data-root data-4x --seeds 1337-1339   # the ablation
 
 Runs are Table 4's single-network rows (``ROWS``: supervised-only, UA-MT, DTC, AC-MT and DyCON on
 the V-Net, DyCON on the 3D U-Net; ``--rows all`` adds MCF, BCP and CML) at 5 % and 10 % labeled
@@ -24,6 +25,16 @@ Writes results/bench/cpu_scale-cpu.json, cpu_scale-cpu.csv (one row per run) and
 cpu_scale-cpu-paired.csv (one row per paired difference), and keeps each finished run's small
 files (summary, per-case table, config, log; no checkpoint) in results/bench/cpu_scale-runs/, from
 which a fresh checkout's runs folder is refilled, so a clone resumes without the run folders.
+The page book/tables/table4-cpu.ipynb is rendered from the record (notebooks/cpu_scale.ipynb).
+
+``--table 5`` runs the ablation's five DyCON configurations (``experiments.TABLES[5]``, "row 1"
+everything off to "row 5" full DyCON) at 10 % labeled (8 of 80) into the same kept-runs folder,
+and writes results/bench/cpu_scale-table5-cpu.{json,csv}, its -paired.csv and the page
+book/tables/table5-cpu.ipynb (notebooks/cpu_scale_table5.ipynb; not in _toc.yml until the
+record exists). Its claims (``dycon.claims.ablation_claims``): each row minus row 1 and minus the
+row before it. Row 5 at 10 % is Table 4's "DyCON (3D-UNet)" 10 % run, not "DyCON (VNet)": the
+same config, so the same run id (Table 5's rows keep LA's default 3D U-Net), so every seed Table
+4 has finished at 10 % already holds Table 5's row 5, and is reused from the kept runs.
 """
 
 from __future__ import annotations
@@ -43,7 +54,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _machine import machine_info  # noqa: E402
 
-TABLE = 4
 SUPERVISED = "Supervised (labeled only)"
 BASELINES = (SUPERVISED, "UA-MT", "DTC", "AC-MT")  # DyCON is paired with each
 # The rows this bench runs by default: Table 4's single-network rows. MCF and CML (two networks,
@@ -52,8 +62,26 @@ BASELINES = (SUPERVISED, "UA-MT", "DTC", "AC-MT")  # DyCON is paired with each
 # on 2 cores; they run at the quick scale (book/tables/table4), and here with --rows all.
 ROWS = (*BASELINES, "DyCON (VNet)", "DyCON (3D-UNet)")
 COLLAPSE_SHARE = 0.5  # empty predictions on at least this share of test cases
-PAGE = "book/tables/table4-cpu.ipynb"
 KEPT_FILES = ("summary.json", "per_case.csv", "config.yaml", "log.jsonl")
+# Per table: the rows run by default ('all': all of experiments.TABLES[t]), the labeled percents,
+# the record, its page and the page's template (Table 4's page predates Table 5's: two templates
+# keep it as it was).
+BENCH_TABLES = {
+    4: {
+        "rows": ",".join(ROWS),
+        "percents": "5,10",
+        "out": "results/bench/cpu_scale-cpu.json",
+        "page": "book/tables/table4-cpu.ipynb",
+        "template": "notebooks/cpu_scale.ipynb",
+    },
+    5: {
+        "rows": "all",
+        "percents": "10",  # experiments.TABLES[5]: the poster does not say; its Fig. 4 uses 10 %
+        "out": "results/bench/cpu_scale-table5-cpu.json",
+        "page": "book/tables/table5-cpu.ipynb",
+        "template": "notebooks/cpu_scale_table5.ipynb",
+    },
+}
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -73,11 +101,16 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def paper_margins() -> dict[tuple[int, str, str], float]:
-    """(percent, DyCON row, baseline row) -> the paper's Dice margin, for the rows we run."""
+def paper_margins(table: int = 4, *, percents=(10,)) -> dict[tuple[int, str, str], float]:
+    """(percent, A row, B row) -> the paper's Dice margin of A over B. Table 4: each DyCON row
+    over each baseline the paper prints at its fractions; Table 5: each ablation claim
+    (``dycon.claims.ablation_claims``) at each of ``percents`` (the poster names no fraction)."""
+    from dycon.claims import ablation_claims
     from dycon.paper import paper_rows
 
-    dice = {(round(r["labeled_pct"]), r["method"]): r["dice"] for r in paper_rows(TABLE)}
+    if table == 5:
+        return {(p, c["a"], c["b"]): c["margin"] for p in percents for c in ablation_claims()}
+    dice = {(round(r["labeled_pct"]), r["method"]): r["dice"] for r in paper_rows(table)}
     out = {}
     for (pct, method), value in dice.items():
         if not method.startswith("DyCON") or value is None:
@@ -132,19 +165,35 @@ def per_method(runs: list[dict]) -> list[dict]:
     return out
 
 
-def paired(runs: list[dict], margins: dict, smallest: float) -> list[dict]:
-    """Each row minus supervised-only, and each DyCON row minus each baseline, per fraction
-    (``dycon.claims.paired_claims``: the book page computes the same from the same runs)."""
-    from dycon.claims import paired_claims
+def claim_pairs(table: int, runs: list[dict]) -> list[tuple[int, str, str]]:
+    """(percent, A, B) to pair. Table 4: each row minus supervised-only and each DyCON row minus
+    each baseline; Table 5: its claims (each row minus row 1 and minus the row before it)."""
+    from dycon.claims import ablation_claims
 
+    percents = sorted({r["percent"] for r in runs})
     rows = list(dict.fromkeys(r["row"] for r in runs))
-    pairs = [
+    if table == 5:
+        return [(p, c["a"], c["b"]) for p in percents for c in ablation_claims()]
+    return [
         (pct, a, b)
-        for pct in sorted({r["percent"] for r in runs})
+        for pct in percents
         for a in rows
         for b in BASELINES
         if a != b and b in rows and (b == SUPERVISED or a.startswith("DyCON"))
     ]
+
+
+def paired(runs: list[dict], margins: dict, smallest: float, *, table: int = 4) -> list[dict]:
+    """Each of ``table``'s pairs (:func:`claim_pairs`) per fraction, collapsed seeds left out
+    (``dycon.claims.paired_claims``: the book page computes the same from the same runs)."""
+    from dycon.claims import paired_claims
+
+    pairs = claim_pairs(table, runs)
+    labels = {}
+    if table == 5:  # "row k" names no component: say which are on
+        from dycon.report import ablation_labels
+
+        labels = ablation_labels()
     out = []
     for c in paired_claims(runs, pairs=pairs, margins=margins):
         low, high = (round(x, 2) for x in c["ci95"])
@@ -156,6 +205,11 @@ def paired(runs: list[dict], margins: dict, smallest: float) -> list[dict]:
                 "percent": c["percent"],
                 "a": c["a"],
                 "b": c["b"],
+                **(
+                    {"a_components": labels[c["a"]], "b_components": labels[c["b"]]}
+                    if labels
+                    else {}
+                ),
                 "seeds": c["seeds"],
                 "collapsed_seeds_left_out": c["collapsed_seeds_left_out"],
                 "n_cases": c["n_cases"],
@@ -209,15 +263,20 @@ def write_outputs(report: dict, out: Path) -> None:
 
 
 def render_page(record: Path, page: Path) -> int:
-    """Execute ``notebooks/cpu_scale.ipynb`` on ``record`` into ``page`` (replaced on success)."""
+    """Execute the template of the record's table (``BENCH_TABLES``) on ``record`` into ``page``
+    (replaced on success)."""
     from dycon.reproduce import render_page as render
     from dycon.reproduce import repo_relative
 
     if not record.is_file():
         print(f"error: {record} does not exist; run the bench first", file=sys.stderr)
         return 2
+    table = json.loads(record.read_text()).get("table", 4)
+    if table not in BENCH_TABLES:
+        print(f"error: {record} holds table {table!r}; this bench renders 4 or 5", file=sys.stderr)
+        return 2
     try:
-        template = ROOT / "notebooks" / "cpu_scale.ipynb"
+        template = ROOT / BENCH_TABLES[table]["template"]
         render(template, page, {"record_path": str(repo_relative(record))})
     except RuntimeError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -238,6 +297,8 @@ def _csv(rows: list[dict], *, drop: tuple[str, ...] = ()) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if not table_defaults(args):
+        return 2
     if args.page_only:
         return render_page(ROOT / args.out, ROOT / args.page)
     if not args.data_root:
@@ -246,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     if planned is None:
         return 2
     specs, percents, notes = planned
-    margins = paper_margins()
+    margins = paper_margins(args.table, percents=percents)
     smallest = min(margins.values())
     out = ROOT / args.out if not Path(args.out).is_absolute() else Path(args.out)
     report = _report_head(args, argv, specs, percents, notes, margins, smallest)
@@ -266,20 +327,41 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def table_defaults(args) -> bool:
+    """Fill the options left unset with ``args.table``'s (``BENCH_TABLES``); False (the error
+    printed) for a table this bench does not run."""
+    if args.table not in BENCH_TABLES:
+        print(
+            f"error: --table {args.table}: this bench runs Table 4 or 5 (LA at the cpu scale); "
+            "Tables 1-3 run with `make reproduce TABLE=N`",
+            file=sys.stderr,
+        )
+        return False
+    for name in ("rows", "percents", "out", "page"):
+        if getattr(args, name) is None:
+            setattr(args, name, BENCH_TABLES[args.table][name])
+    return True
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--table", type=int, default=4, help="4 (default) or 5 (the ablation)")
     parser.add_argument("--seeds", type=parse_seeds, default=parse_seeds("1337-1346"))
-    parser.add_argument("--percents", default="5,10", help="labeled %% of the 80 train cases")
+    parser.add_argument(
+        "--percents", help="labeled %% of the 80 train cases (default: Table 4 5,10; Table 5 10)"
+    )
     parser.add_argument(
         "--rows",
-        default=",".join(ROWS),
-        help="comma-separated row labels or presets, or 'all' (default: the single-network rows)",
+        help="comma-separated row labels or presets, or 'all' (default: Table 4's single-network "
+        "rows; all of Table 5's)",
     )
     parser.add_argument("--scale", default="cpu")
     parser.add_argument("--data-root", help="holds la/ prepared --downsample 4 (for training)")
     parser.add_argument("--runs-dir", default="results/runs")
-    parser.add_argument("--out", default="results/bench/cpu_scale-cpu.json")
-    parser.add_argument("--page", default=PAGE, help="the book page rendered from --out")
+    parser.add_argument(
+        "--out", help="the record (default: results/bench/cpu_scale-cpu.json; Table 5's: -table5-)"
+    )
+    parser.add_argument("--page", help="the book page rendered from --out (book/tables/)")
     parser.add_argument(
         "--page-only", action="store_true", help="render the page from --out; train nothing"
     )
@@ -287,7 +369,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _planned_runs(args) -> tuple[list, list[int], list[str]] | None:
-    """Table 4's run specs, whole seeds one after the other, the labeled percents and the data's
+    """The table's run specs, whole seeds one after the other, the labeled percents and the data's
     manifest notes; None (the error printed) for a bad option or data not LA at 4x."""
     from dycon.config import ConfigError
     from dycon.data.volume import DataError
@@ -296,7 +378,7 @@ def _planned_runs(args) -> tuple[list, list[int], list[str]] | None:
     try:
         percents = [int(p) for p in args.percents.split(",")]
         specs = table_runs(
-            TABLE,
+            args.table,
             dataset="la",
             scale=args.scale,
             seeds=args.seeds,
@@ -324,9 +406,9 @@ def _report_head(args, argv, specs, percents, notes, margins, smallest) -> dict:
     """The record's fields known before the first run: what is run, on what, and by which rule."""
     import torch
 
-    return {
+    head = {
         "bench": "cpu_scale",
-        "table": TABLE,
+        "table": args.table,
         "scale": args.scale,
         "data": "LA (real), 4x downsampled (2.5 mm); 80 train / 20 test; " + "; ".join(notes),
         "protocol": "final checkpoint, student network, honest metrics, test list test.list",
@@ -344,6 +426,15 @@ def _report_head(args, argv, specs, percents, notes, margins, smallest) -> dict:
         "collapse_rule": f"empty prediction on >= {COLLAPSE_SHARE:.0%} of test cases",
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    if args.table == 5:  # the page and CSV readers name rows by the components they switch on
+        from dycon.report import ablation_labels
+
+        head["row_labels"] = ablation_labels()
+        head["margin_rule"] = (
+            "the smaller of the poster's ISLES'22 and BraTS'19 differences "
+            "(dycon.claims.ablation_claims): the poster's ablation is not on LA"
+        )
+    return head
 
 
 def _run_all(specs, report: dict, args, *, out: Path, runs_dir: Path, kept: Path, margins) -> None:
@@ -380,7 +471,7 @@ def _run_all(specs, report: dict, args, *, out: Path, runs_dir: Path, kept: Path
             complete=len(runs) == len(specs),
             total_seconds=round(sum(x["seconds"] for x in runs)),
             per_method=per_method(runs),
-            paired=paired(runs, margins, smallest),
+            paired=paired(runs, margins, smallest, table=args.table),
             runs=runs,
         )
         write_outputs(report, out)

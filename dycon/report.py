@@ -153,6 +153,11 @@ def ablation_label(paper_row: dict) -> str:
     return " + ".join(parts) if parts else "none (MT pipeline)"
 
 
+def ablation_labels() -> dict[str, str]:
+    """Table 5's rows as ``experiments.TABLES[5]`` names them ("row k") -> their label."""
+    return {f"row {r['row']}": ablation_label(r) for r in paper_rows(5)}
+
+
 def page_kind(table: int, results: list[RunResult]) -> tuple[str, str]:
     """(title, text) of the admonition that says what the page is, for a page without deltas;
     ``("", "")`` when the page is compared with the paper."""
