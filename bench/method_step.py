@@ -60,12 +60,18 @@ def build(method: str, device: str):
     return step
 
 
+def default_methods() -> list[str]:
+    """MT first (the reference), then every method preset but the official-code ones
+    (``*-reference``: the same method, another recipe)."""
+    from dycon.config import available
+
+    presets = [m for m in available("methods") if not m.endswith("-reference") and m != "mt"]
+    return ["mt", *presets]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--methods",
-        default="mt,supervised,ua-mt,dycon,dtc,urpc,acmt,acmt-mu,bcp,magicnet,cps,dycon-ct,mcf,cml,galoss",
-    )
+    parser.add_argument("--methods", default=",".join(default_methods()))
     parser.add_argument("--rounds", type=int, default=5, help="timed steps per method")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()

@@ -292,3 +292,21 @@ def test_the_baselines_page_quotes_the_committed_step_costs():
     assert len(quoted) >= len(committed - {1.0}) - 1  # two methods may share a rounded ratio
     mt = f"{bench.loc['mt', 'seconds_per_step']:.2f} s per step"
     assert page.count(mt) == 2, mt  # the note on measurement and MT's own section
+
+
+def test_the_step_bench_times_every_method_preset():
+    import importlib.util
+
+    import pandas as pd
+
+    from dycon.config import available
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("method_step", root / "bench" / "method_step.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    methods = bench.default_methods()
+    assert methods[0] == "mt" and len(set(methods)) == len(methods)
+    assert set(methods) == {m for m in available("methods") if not m.endswith("-reference")}
+    committed = set(pd.read_csv(root / "results" / "bench" / "method_step-cpu.csv")["method"])
+    assert committed == set(methods)  # the committed record times each of them
