@@ -62,7 +62,9 @@ BASELINES = (SUPERVISED, "UA-MT", "DTC", "AC-MT")  # DyCON is paired with each
 # on 2 cores; they run at the quick scale (book/tables/table4), and here with --rows all.
 ROWS = (*BASELINES, "DyCON (VNet)", "DyCON (3D-UNet)")
 COLLAPSE_SHARE = 0.5  # empty predictions on at least this share of test cases
-KEPT_FILES = ("summary.json", "per_case.csv", "config.yaml", "log.jsonl")
+# data.json is the run's data stamp (engine.runs.data_stamp): without it a kept run cannot say which
+# copy of LA it was trained on (the runs kept before it was kept are retrained, see restore_runs)
+KEPT_FILES = ("summary.json", "per_case.csv", "config.yaml", "log.jsonl", "data.json")
 # Per table: the rows run by default ('all': all of experiments.TABLES[t]), the labeled percents,
 # the record, its page and the page's template (Table 4's page predates Table 5's: two templates
 # keep it as it was).
@@ -131,6 +133,9 @@ def run_record(result) -> dict:
         "num_labeled": result.spec.num_labeled,
         "seed": result.spec.seed,
         "run_id": result.run_id,
+        # the copy of LA it was trained on (engine.runs.data_hash); None: not recorded (runs
+        # kept before the stamp was kept)
+        "data_hash": _stamp_hash(result.run_dir),
         "dice": s["metrics"]["dice"]["mean"],
         "dice_ci95_cases": s["metrics"]["dice"]["ci95"],
         "hd95": s["metrics"]["hd95"]["mean"],
@@ -141,6 +146,11 @@ def run_record(result) -> dict:
         "seconds": s["train"]["seconds"] + s["eval_seconds"],
         "dice_per_case": {c["case"]: float(c["dice"]) for c in cases},
     }
+
+
+def _stamp_hash(run_dir: Path) -> str | None:
+    stamp = Path(run_dir) / "data.json"
+    return json.loads(stamp.read_text()).get("data_hash") if stamp.is_file() else None
 
 
 def per_method(runs: list[dict]) -> list[dict]:
@@ -243,15 +253,24 @@ def keep_run(run_dir: Path, kept: Path) -> None:
                 shutil.copyfile(run_dir / name, tmp)
 
 
-def restore_runs(kept: Path, runs_dir: Path) -> int:
-    """Refill ``runs_dir`` with the kept runs it lacks (a finished run is then reused)."""
-    restored = 0
+def restore_runs(kept: Path, runs_dir: Path, *, data_hash: str | None) -> tuple[int, list[str]]:
+    """Refill ``runs_dir`` with the kept runs it lacks that were trained on the data of hash
+    ``data_hash`` (a finished run is then reused). Returns (runs restored, run ids left out):
+    a run whose stamp names other data, or that has no stamp, is left out and retrained, since
+    reusing it would pair runs of two different copies of LA."""
+    restored, other_data = 0, []
     for folder in sorted(kept.glob("*/summary.json")):
         target = runs_dir / folder.parent.name
-        if not (target / "summary.json").is_file() and not target.exists():
-            shutil.copytree(folder.parent, target)
-            restored += 1
-    return restored
+        if (target / "summary.json").is_file() or target.exists():
+            continue
+        stamp = folder.parent / "data.json"
+        made = json.loads(stamp.read_text()).get("data_hash") if stamp.is_file() else None
+        if data_hash is None or made != data_hash:
+            other_data.append(folder.parent.name)
+            continue
+        shutil.copytree(folder.parent, target)
+        restored += 1
+    return restored, other_data
 
 
 def write_outputs(report: dict, out: Path) -> None:
@@ -313,8 +332,15 @@ def main(argv: list[str] | None = None) -> int:
     report = _report_head(args, argv, specs, percents, notes, margins, smallest)
     runs_dir = ROOT / args.runs_dir
     kept = out.with_name("cpu_scale-runs")
-    if restore_runs(kept, runs_dir):
-        print(f"refilled {runs_dir} from {kept}", flush=True)
+    restored, other_data = restore_runs(kept, runs_dir, data_hash=_data_hash(args))
+    if restored:
+        print(f"refilled {runs_dir} from {kept}: {restored} runs", flush=True)
+    if other_data:
+        print(
+            f"{len(other_data)} kept runs were trained on other or unrecorded data: not reused, "
+            "retrained on this copy",
+            flush=True,
+        )
     _run_all(specs, report, args, out=out, runs_dir=runs_dir, kept=kept, margins=margins)
     render_page(out, ROOT / args.page)
     for p in report.get("paired", []):
@@ -325,6 +351,13 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(f"wrote {out}")
     return 0
+
+
+def _data_hash(args) -> str | None:
+    from dycon.data.volume import data_root
+    from dycon.engine.runs import data_hash
+
+    return data_hash(data_root(args.data_root) / "la")
 
 
 def table_defaults(args) -> bool:

@@ -149,11 +149,14 @@ def _reuse_committed(ids: list[str], results_dir: str, runs_dir: str) -> None:
         if not (src / "summary.json").is_file() or (dest / "summary.json").is_file():
             continue
         dest.mkdir(parents=True, exist_ok=True)
-        version = json.loads((src / "summary.json").read_text()).get("data_version")
+        summary = json.loads((src / "summary.json").read_text())
+        # runs from before summaries held the data hash carry the version only
+        stamp = {k: summary[k] for k in ("data_version", "data_hash") if k in summary}
+        stamp.setdefault("data_version", None)
         for name in ("config.yaml", "log.jsonl", "per_case.csv"):
             if (src / name).is_file() and not (dest / name).exists():
                 shutil.copy2(src / name, dest / name)
-        (dest / DATA_STAMP).write_text(json.dumps({"data_version": version}) + "\n")
+        (dest / DATA_STAMP).write_text(json.dumps(stamp) + "\n")
         shutil.copy2(src / "summary.json", dest / "summary.json")  # last: marks the run complete
 
 

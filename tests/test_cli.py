@@ -149,4 +149,7 @@ def test_evaluate_force_on_a_notebook_run_keeps_its_training_record(
     assert out.startswith(f"{run_dir.name}: Dice")  # evaluated again, not "already evaluated"
     after = json.loads((run_dir / "summary.json").read_text())
     assert after["train"] == before["train"]  # seconds, steps, memory and the selected step
+    # the summary names the copy of the data it was evaluated on, as the run's stamp does
+    stamp = json.loads((run_dir / "data.json").read_text())
+    assert after["data_hash"] == stamp["data_hash"] and len(after["data_hash"]) == 16
     assert [p.name for p in runs_dir.iterdir()] == [run_dir.name]  # the same run id

@@ -138,14 +138,21 @@ def test_kept_runs_refill_a_fresh_runs_folder(tmp_path):
     (run / "checkpoints").mkdir(parents=True)
     for name in bench.KEPT_FILES:
         (run / name).write_text(name)
+    (run / "data.json").write_text('{"data_version": null, "data_hash": "aaaa"}')
     (run / "checkpoints" / "last.pt").write_text("big")
     kept = tmp_path / "kept"
     bench.keep_run(run, kept)
     assert sorted(p.name for p in (kept / run.name).iterdir()) == sorted(bench.KEPT_FILES)
+    assert "data.json" in bench.KEPT_FILES  # the stamp says which copy of LA trained it
     fresh = tmp_path / "fresh"
-    assert bench.restore_runs(kept, fresh) == 1
+    assert bench.restore_runs(kept, fresh, data_hash="aaaa") == (1, [])
     assert (fresh / run.name / "summary.json").read_text() == "summary.json"
-    assert bench.restore_runs(kept, fresh) == 0  # present runs are left alone
+    assert bench.restore_runs(kept, fresh, data_hash="aaaa") == (0, [])  # present: left alone
+    # another copy of the data, or no stamp at all: not reused (it would pair two copies)
+    assert bench.restore_runs(kept, tmp_path / "other", data_hash="bbbb") == (0, [run.name])
+    (kept / run.name / "data.json").unlink()
+    assert bench.restore_runs(kept, tmp_path / "none", data_hash="aaaa") == (0, [run.name])
+    assert not (tmp_path / "other").exists() and not (tmp_path / "none").exists()
 
 
 def test_default_rows_are_table_4s_single_network_rows():

@@ -197,3 +197,31 @@ def test_table_5_bench_writes_its_record_csvs_kept_runs_and_page(tmp_path, monke
     assert len((tmp_path / "bench" / "cpu_scale-table5-cpu.csv").read_text().splitlines()) == 11
     assert len(list((tmp_path / "bench" / "cpu_scale-runs").iterdir())) == 10  # Table 4's folder
     assert rendered == [tmp_path / "table5-cpu.ipynb"] * 11  # after each new run, and at the end
+
+
+def test_page_warns_when_runs_do_not_record_their_copy_of_the_data(tmp_path):
+    import cpu_scale
+
+    record = _record(tmp_path)
+    page = tmp_path / "page.ipynb"
+    assert cpu_scale.render_page(record, page) == 0
+    assert "6 of 6 runs do not record which copy of LA 4x trained them" in _outputs(page)
+    # a retrain of one of them, kept beside the record, is set against the committed Dice
+    data = json.loads(record.read_text())
+    first = data["runs"][0]
+    first["run_id"] = "la-supervised-cpu-s1-abc"
+    record.write_text(json.dumps(data))
+    check = tmp_path / "cpu_scale-retrain-check" / first["run_id"]
+    check.mkdir(parents=True)
+    summary = {"run_id": first["run_id"], "metrics": {"dice": {"mean": 12.5}}}
+    (check / "summary.json").write_text(json.dumps(summary))
+    (check / "data.json").write_text(json.dumps({"data_version": None, "data_hash": "9ef5"}))
+    assert cpu_scale.render_page(record, page) == 0
+    out = _outputs(page)
+    assert f"gives 12.50 % test Dice against the committed {first['dice']:.2f} %" in out
+    assert "data hash <code>9ef5</code>" in out
+    for run in data["runs"]:  # every run stamped: no warning
+        run["data_hash"] = "9ef5"
+    record.write_text(json.dumps(data))
+    assert cpu_scale.render_page(record, page) == 0
+    assert "Which copy of LA" not in _outputs(page)

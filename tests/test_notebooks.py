@@ -138,6 +138,13 @@ def test_committed_runs_are_reused_by_run_id(tmp_path, monkeypatch):
     assert json.loads((reused / "data.json").read_text()) == {"data_version": "2.1.0"}
     assert (reused / "per_case.csv").read_text().startswith("case,dice")
     assert not (tmp_path / "runs" / "r2").exists()  # not committed: trained as usual
+    # a summary that names its copy of the data passes it on: other data is then refused
+    run2 = tmp_path / "results" / "table1" / "runs" / "r3"
+    run2.mkdir(parents=True)
+    (run2 / "summary.json").write_text(json.dumps({"data_version": None, "data_hash": "ab12"}))
+    reproduce._reuse_committed(["r3"], "results/table1", "runs")
+    stamp = json.loads((tmp_path / "runs" / "r3" / "data.json").read_text())
+    assert stamp == {"data_version": None, "data_hash": "ab12"}
 
 
 def test_a_failed_cell_keeps_the_old_page_and_leaves_no_temp_file(tmp_path, monkeypatch):

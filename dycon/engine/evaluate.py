@@ -26,7 +26,7 @@ from .datasets import SYNTHETIC, SplitData
 from .distributed import resolve_device
 from .inference import sliding_window_predict
 from .networks import build_network_of, eval_members
-from .runs import data_version, run_id
+from .runs import data_hash, data_version, run_id
 from .schema import ExperimentConfig
 
 
@@ -114,6 +114,8 @@ def evaluate(
     train_info = {**(train_info or {}), "selected_step": selected["step"]}
     summary = _summary(cfg, rows, train_info, time.perf_counter() - start, device)
     summary["data_version"] = data_version(test.load.folder)
+    # which copy of the data: a committed run is reused only on the copy it was trained on
+    summary["data_hash"] = data_hash(test.load.folder)
     _write_csv(run_dir / "per_case.csv", rows)
     write_text_atomic(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
