@@ -22,8 +22,9 @@ labeled (the poster's curves say "10% labels"), one run per seed. Rows per figur
 - ``gradcam``: DyCON (tracked);
 - ``frameworks``: MT, MT + DyCON, CPS, CPS + DyCON (``dycon-ct``).
 
-The lesion-size and curve figures take every seed (lesions pooled over seeds, one curve per
-seed); the Grad-CAM and overlay figures show one run per row, the first seed's.
+The lesion-size, curve and frameworks figures take every seed (lesions pooled over seeds, one
+curve per seed, gains paired over seeds); the Grad-CAM and overlay figures show one run per row,
+the first seed's.
 
 *Tracked* adds ``train.val_every = max(1, round(iterations / 10))`` (only where the dataset has a
 validation list: ISLES'22 has none and the test list never validates) and
