@@ -30,18 +30,22 @@ def _record(tmp_path: Path) -> Path:
         run("DyCON (VNet)", 1, 80.0),
         run("DyCON (VNet)", 2, 0.0, collapsed=True),
     ]
+    return _write_record(tmp_path / "record.json", runs, table=4, planned=8, complete=False)
+
+
+def _write_record(path: Path, runs: list[dict], *, table: int, planned: int, complete: bool):
+    """A bench record around ``runs``, as bench/cpu_scale.py writes it, at ``path``."""
     record = {
-        "table": 4,
+        "table": table,
         "scale": "cpu",
         "data": "LA (real), 4x downsampled",
         "protocol": "final",
-        "command": "python bench/cpu_scale.py",
-        "planned_runs": 8,
-        "complete": False,
+        "command": "python bench/cpu_scale.py" + ("" if table == 4 else f" --table {table}"),
+        "planned_runs": planned,
+        "complete": complete,
         "machine": {"cpu_count": 2, "processor": "x86_64", "torch": "2", "torch_threads": 2},
         "runs": runs,
     }
-    path = tmp_path / "record.json"
     path.write_text(json.dumps(record))
     return path
 
@@ -98,20 +102,7 @@ def _table5_record(tmp_path: Path) -> Path:
         for s in (1, 2)
         for k in range(1, 6)
     ]
-    record = {
-        "table": 5,
-        "scale": "cpu",
-        "data": "LA (real), 4x downsampled",
-        "protocol": "final",
-        "command": "python bench/cpu_scale.py --table 5",
-        "planned_runs": 10,
-        "complete": True,
-        "machine": {"cpu_count": 2, "processor": "x86_64", "torch": "2", "torch_threads": 2},
-        "runs": runs,
-    }
-    path = tmp_path / "record5.json"
-    path.write_text(json.dumps(record))
-    return path
+    return _write_record(tmp_path / "record5.json", runs, table=5, planned=10, complete=True)
 
 
 def test_table_5_page_labels_rows_by_components_and_gives_verdicts(tmp_path):
