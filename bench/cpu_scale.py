@@ -149,8 +149,9 @@ def run_record(result) -> dict:
 
 
 def _stamp_hash(run_dir: Path) -> str | None:
-    stamp = Path(run_dir) / "data.json"
-    return json.loads(stamp.read_text()).get("data_hash") if stamp.is_file() else None
+    from dycon.engine.runs import read_stamp
+
+    return (read_stamp(run_dir) or {}).get("data_hash")
 
 
 def per_method(runs: list[dict]) -> list[dict]:
@@ -263,8 +264,7 @@ def restore_runs(kept: Path, runs_dir: Path, *, data_hash: str | None) -> tuple[
         target = runs_dir / folder.parent.name
         if (target / "summary.json").is_file() or target.exists():
             continue
-        stamp = folder.parent / "data.json"
-        made = json.loads(stamp.read_text()).get("data_hash") if stamp.is_file() else None
+        made = _stamp_hash(folder.parent)
         if data_hash is None or made != data_hash:
             other_data.append(folder.parent.name)
             continue

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from dycon.engine.presets import compose
-from dycon.engine.runs import DATA_STAMP, claim_run, data_version
+from dycon.engine.runs import DATA_STAMP, claim_run, data_version, read_stamp
 
 
 def _data(folder, version):
@@ -139,3 +139,21 @@ def test_a_failed_run_without_a_checkpoint_is_released(tmp_path, files, removed)
         (run_dir / name).write_text("x")
     assert release_unstarted(run_dir) == removed
     assert run_dir.exists() == (not removed)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (None, None),  # no stamp: a run from before stamps
+        (
+            '{"data_version": null, "data_hash": "ab12"}',
+            {"data_version": None, "data_hash": "ab12"},
+        ),
+        ('{"data_ver', None),  # half-written
+        ('["not", "an", "object"]', None),
+    ],
+)
+def test_read_stamp(tmp_path, text, expected):
+    if text is not None:
+        (tmp_path / DATA_STAMP).write_text(text)
+    assert read_stamp(tmp_path) == expected

@@ -88,6 +88,16 @@ def data_stamp(folder: Path) -> dict:
     return {"data_version": data_version(folder), "data_hash": data_hash(folder)}
 
 
+def read_stamp(run_dir: Path) -> dict | None:
+    """The data stamp (``data.json``) of the run in ``run_dir``: None when it has none, or one
+    that is not a JSON object (a run from before the stamp, or a half-copied folder)."""
+    try:
+        made = json.loads((Path(run_dir) / DATA_STAMP).read_text())
+    except (OSError, ValueError):
+        return None
+    return made if isinstance(made, dict) else None
+
+
 def claim_run(run_dir: Path, cfg: ExperimentConfig, *, data_folder: Path) -> None:
     """Claim ``run_dir`` for ``cfg`` trained on the dataset in ``data_folder``.
 
@@ -102,12 +112,8 @@ def claim_run(run_dir: Path, cfg: ExperimentConfig, *, data_folder: Path) -> Non
     stamp_path = run_dir / DATA_STAMP
     now = data_stamp(data_folder)
     if run_dir.is_dir() and any(run_dir.iterdir()):
-        try:
-            made = json.loads(stamp_path.read_text())
-        except (OSError, ValueError):
-            made = {"data_version": None}  # runs from before the stamp: only generated data
-        if not isinstance(made, dict):
-            made = {"data_version": None}
+        # no stamp: a run from before the stamp, which only generated data had
+        made = read_stamp(run_dir) or {"data_version": None}
         if made.get("data_version") != now["data_version"]:
             aside = run_dir.with_name(run_dir.name + ".stale")
             print(
