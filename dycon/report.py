@@ -568,3 +568,18 @@ def page_glue(table: int, results: list[RunResult], *, notes: list[str] = ()) ->
 def _count(n: int, noun: str) -> str:
     """``1 run``, ``3 runs``."""
     return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def projected_seconds(runs: list[dict], *, seeds: list[int]) -> float:
+    """Seconds that every (row, percent) of ``runs`` would take on each of ``seeds``, at the
+    median seconds per run of its finished runs.
+
+    The median, not the mean, because the runs share a machine with other work: a run slowed
+    by it (up to 20x here) would carry the mean, and the estimate is of an unshared machine.
+    """
+    if not runs:
+        raise ValueError("projected_seconds: no finished runs to measure")
+    groups: dict[tuple[str, int], list[float]] = defaultdict(list)
+    for r in runs:
+        groups[(r["row"], r["percent"])].append(float(r["seconds"]))
+    return sum(float(np.median(s)) for s in groups.values()) * len(seeds)

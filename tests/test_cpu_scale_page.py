@@ -42,6 +42,7 @@ def _write_record(path: Path, runs: list[dict], *, table: int, planned: int, com
         "protocol": "final",
         "command": "python bench/cpu_scale.py" + ("" if table == 4 else f" --table {table}"),
         "planned_runs": planned,
+        "seeds": sorted({r["seed"] for r in runs}),
         "complete": complete,
         "machine": {"cpu_count": 2, "processor": "x86_64", "torch": "2", "torch_threads": 2},
         "runs": runs,
@@ -72,6 +73,8 @@ def test_page_names_the_collapsed_seed_and_gives_verdicts(tmp_path):
     assert "DyCON (VNet) − UA-MT" in out and "+10.00" in out and "reproduced" in out
     assert "DyCON (VNet) seed 2" in out  # the collapsed seed is named, not averaged in
     assert "6 of 8 planned runs" in out and "A run in progress" in out
+    # 3 rows at 5 %, each run 60 s, on the record's 2 seeds: 360 s, the whole table's estimate
+    assert "the whole table of 8 runs: 0.1 h at each row's median time" in out
 
 
 def test_page_only_without_a_record_is_one_line(tmp_path, capsys):

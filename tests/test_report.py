@@ -214,3 +214,22 @@ def test_plot_leaves_matplotlib_settings_as_it_found_them():
     before = dict(matplotlib.rcParams)
     report.png(report.plot(1, report.compare(1, runs), runs))
     assert dict(matplotlib.rcParams) == before
+
+
+@pytest.mark.parametrize(
+    "seconds, seeds, expected",
+    [
+        # one row: median of (100, 110, 2000) = 110, on 10 seeds
+        ({("A", 5): [100, 110, 2000]}, 10, 1100.0),
+        # two rows, even counts: medians 15 and 300, on 4 seeds
+        ({("A", 5): [10, 20], ("B", 10): [300]}, 4, 1260.0),
+    ],
+)
+def test_projected_seconds_takes_each_rows_median(seconds, seeds, expected):
+    runs = [{"row": r, "percent": p, "seconds": s} for (r, p), ss in seconds.items() for s in ss]
+    assert report.projected_seconds(runs, seeds=list(range(seeds))) == pytest.approx(expected)
+
+
+def test_projected_seconds_needs_a_run():
+    with pytest.raises(ValueError, match="no finished runs"):
+        report.projected_seconds([], seeds=[1337])
