@@ -50,6 +50,7 @@ book: setup $(MATHJAX_DIR)/tex-chtml.js
 # make reproduce TABLE=N [SCALE=quick|smoke|paper] [DATASET=...] [SEEDS=1337,1338] [PERCENTS=5,10,20]
 #   [DEVICE=cpu]. SEEDS and PERCENTS default to the committed page's; without one, PERCENTS is the
 #   paper's at SCALE=paper and the middle one otherwise.
+#   [ROWS='AC-MT,DyCON (VNet)'] trains only those rows (labels as the table prints them).
 # Runs notebooks/table.ipynb (one template, table=N) with papermill into book/tables/tableN.ipynb
 # and results/tableN/, then prints
 # the table. Without a prepared real dataset the embedded synthetic isles-sim stands in (a banner
@@ -73,7 +74,7 @@ reproduce:
 	@$(MAKE) --no-print-directory setup
 	$(PY) -m dycon reproduce $(if $(FIG),--fig $(FIG),--table $(TABLE)) --scale $(SCALE) \
 		--device $(DEVICE) $(if $(DATASET),--dataset $(DATASET)) $(if $(SEEDS),--seeds $(SEEDS)) \
-		$(if $(PERCENTS),--percents $(PERCENTS))
+		$(if $(PERCENTS),--percents $(PERCENTS)) $(if $(ROWS),--rows '$(ROWS)')
 
 # make lessons [LESSON=1|2|3|4]: execute the teaching notebooks (notebooks/lesson_*.ipynb) at their
 # default parameters into book/teaching/ and record their wall-clock in results/teaching/.

@@ -107,6 +107,21 @@ def test_make_reproduce_unknown_table_fails_with_one_line():
     assert len(lines) == 1 and "TABLE=9" in lines[0] and "TABLE=1 to 5" in lines[0]
 
 
+ROWS_ARG = "ROWS=AC-MT,DyCON (VNet)"
+
+
+def test_make_reproduce_passes_rows_with_spaces_whole():
+    # a row label holds spaces and parentheses: it reaches the CLI as one comma-separated word
+    proc = subprocess.run(
+        ["make", "-n", "--no-print-directory", "reproduce", "TABLE=4", "SCALE=cpu", ROWS_ARG],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "--scale cpu" in proc.stdout and "--rows 'AC-MT,DyCON (VNet)'" in proc.stdout
+
+
 @pytest.mark.parametrize(
     ("ids", "page", "folder"),
     [
