@@ -218,4 +218,7 @@ def test_page_warns_when_runs_do_not_record_their_copy_of_the_data(tmp_path):
         run["data_hash"] = "9ef5"
     record.write_text(json.dumps(data))
     assert cpu_scale.render_page(record, page) == 0
-    assert "Which copy of LA" not in _outputs(page)
+    out = _outputs(page)
+    assert "Which copy of LA" not in out
+    # the copy is named where the numbers are described, for a user to compare with theirs
+    assert "data hash `9ef5` (`python -m dycon data status` prints your copy's)" in out

@@ -27,6 +27,7 @@ from dycon.data.prepare._common import expand_box
 from dycon.data.readers import read_case
 from dycon.data.splits import PINNED_LISTS, pancreas_eval_list, read_split
 from dycon.data.volume import DataError
+from dycon.engine.runs import data_hash
 
 needs_splits = pytest.mark.skipif(not SHARED_SPLITS.is_dir(), reason="shared split lists absent")
 needs_la = pytest.mark.skipif(not (SHARED_LA / "full").is_dir(), reason="shared LA data absent")
@@ -552,6 +553,9 @@ def test_status_prepared_partial_missing(tmp_path, monkeypatch):
     assert list(rows) == list(DATASETS)
     assert rows["isles22"]["state"] == "prepared" and rows["isles22"]["cases"] == 2
     assert rows["isles22"]["lists"] == {"test.list": 1, "train.list": 1}
+    # the hash that a run's data stamp records, so a user can tell which copy they hold
+    assert rows["isles22"]["data_hash"] == data_hash(root / "isles22")
+    assert rows["isles22"]["detail"] == f"2 cases, data hash {rows['isles22']['data_hash']}"
     assert rows["brats19"]["state"] == "partial" and rows["brats19"]["cases"] == 1
     assert rows["brats19"]["command"].startswith("python -m dycon data prepare brats19 --raw")
     for name in ("la", "pancreas", "isles-sim"):

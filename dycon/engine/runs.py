@@ -3,7 +3,6 @@ of the data it was trained on."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -68,19 +67,14 @@ def data_version(folder: Path) -> str | None:
 
 
 def data_hash(folder: Path, *, length: int = 16) -> str | None:
-    """What identifies a prepared dataset: a hash of its manifest's cases (id, file, sha256) and
-    list sizes. Not the manifest's bytes, which hold the time of preparation: the same data
-    prepared twice hashes the same. None when the manifest cannot be read."""
+    """The prepared dataset's ``content_hash`` (cases and list sizes, not the time it was
+    prepared); None when its manifest cannot be read."""
+    from dycon.data.prepare.manifest import content_hash
+
     try:
-        manifest = json.loads((Path(folder) / "manifest.json").read_text())
-        cases = sorted(
-            (str(c["case"]), str(c["file"]), str(c["sha256"])) for c in manifest["cases"]
-        )
-        lists = manifest.get("lists", {})
+        return content_hash(json.loads((Path(folder) / "manifest.json").read_text()), length=length)
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    canonical = json.dumps({"cases": cases, "lists": lists}, sort_keys=True)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:length]
 
 
 def data_stamp(folder: Path) -> dict:

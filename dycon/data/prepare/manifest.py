@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import hashlib
 import json
 import logging
 import os
@@ -199,6 +200,15 @@ def read_manifest(folder: PathLike) -> dict:
     return manifest
 
 
+def content_hash(manifest: Mapping, *, length: int = 16) -> str:
+    """What identifies a prepared dataset: a hash of its manifest's cases (id, file, sha256) and
+    list sizes. Not the manifest's bytes, which hold the time of preparation: the same data
+    prepared twice hashes the same. Raises KeyError/TypeError on a manifest without cases."""
+    cases = sorted((str(c["case"]), str(c["file"]), str(c["sha256"])) for c in manifest["cases"])
+    canonical = json.dumps({"cases": cases, "lists": manifest.get("lists", {})}, sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:length]
+
+
 # ---------------------------------------------------------------- status
 
 
@@ -254,7 +264,13 @@ def _prepared_state(folder: Path, *, verify: bool) -> dict:
         )
     else:
         subset = " (subset)" if manifest.get("subset") else ""
-        state.update(state="prepared", detail=f"{len(records)} cases{subset}")
+        # the hash a run's data stamp records: it says which copy trained a committed run
+        digest = content_hash(manifest)
+        state.update(
+            state="prepared",
+            data_hash=digest,
+            detail=f"{len(records)} cases{subset}, data hash {digest}",
+        )
     return state
 
 
