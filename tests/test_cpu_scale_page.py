@@ -210,6 +210,8 @@ def test_page_warns_when_runs_do_not_record_their_copy_of_the_data(tmp_path):
     summary = {"run_id": first["run_id"], "metrics": {"dice": {"mean": 12.5}}}
     (check / "summary.json").write_text(json.dumps(summary))
     (check / "data.json").write_text(json.dumps({"data_version": None, "data_hash": "9ef5"}))
+    cases = "".join(f"{case},{dice}\n" for case, dice in first["dice_per_case"].items())
+    (check / "per_case.csv").write_text("case,dice\n" + cases)
     assert cpu_scale.render_page(record, page) == 0
     out = _outputs(page)
     assert f"gives 12.50 % test Dice against the committed {first['dice']:.2f} %" in out
@@ -222,3 +224,14 @@ def test_page_warns_when_runs_do_not_record_their_copy_of_the_data(tmp_path):
     assert "Which copy of LA" not in out
     # the copy is named where the numbers are described, for a user to compare with theirs
     assert "data hash `9ef5` (`python -m dycon data status` prints your copy's)" in out
+    # the retrain on the same copy is set against the kept run, volume by volume
+    assert "Retrained from a clean checkout" in out
+    same = f"12.50 % against the committed {first['dice']:.2f} %, the same Dice on every test"
+    assert same in out
+    first_case = next(iter(first["dice_per_case"]))
+    per_case = first["dice_per_case"].items()
+    rows = [f"{c},{d + (0.5 if c == first_case else 0.0)}" for c, d in per_case]
+    # one volume 0.5 points off: the retrain is not the same run
+    (check / "per_case.csv").write_text("case,dice\n" + "\n".join(rows) + "\n")
+    assert cpu_scale.render_page(record, page) == 0
+    assert "per-volume Dice up to 0.5 points apart" in _outputs(page)
