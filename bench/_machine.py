@@ -18,7 +18,8 @@ def machine_info(*packages: str, **extra: object) -> dict:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "machine": platform.machine(),
-        "processor": platform.processor(),
+        # platform.processor() is empty on Linux: the CPU's model name tells machines apart
+        "processor": platform.processor() or _cpu_model(),
         "cpu_count": os.cpu_count(),
     }
     for name in packages:
@@ -34,3 +35,15 @@ def machine_info(*packages: str, **extra: object) -> dict:
     except OSError:
         pass
     return info
+
+
+def _cpu_model() -> str:
+    """The first ``model name`` of /proc/cpuinfo ("" where there is none)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
