@@ -74,7 +74,8 @@ def test_page_names_the_collapsed_seed_and_gives_verdicts(tmp_path):
     assert "DyCON (VNet) seed 2" in out  # the collapsed seed is named, not averaged in
     assert "6 of 8 planned runs" in out and "A run in progress" in out
     # 3 rows at 5 %, each run 60 s, on the record's 2 seeds: 360 s, the whole table's estimate
-    assert "the whole table of 8 runs: 0.1 h at each row's median time" in out
+    estimate = "the whole table of 8 runs: 0.1 h at each row's median time per run over the 2 seed"
+    assert estimate in out
 
 
 def test_page_only_without_a_record_is_one_line(tmp_path, capsys):
