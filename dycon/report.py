@@ -575,7 +575,8 @@ def projected_seconds(runs: list[dict], *, seeds: list[int]) -> float:
     median seconds per run of its finished runs.
 
     The median, not the mean, because the runs share a machine with other work: a run slowed
-    by it (up to 20x here) would carry the mean, and the estimate is of an unshared machine.
+    by it (several times over, in the runs here) would carry the mean, and the estimate is of an
+    unshared machine.
     """
     if not runs:
         raise ValueError("projected_seconds: no finished runs to measure")
