@@ -54,6 +54,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _machine import machine_info  # noqa: E402
 
+from dycon.engine.runs import DATA_STAMP  # noqa: E402
+
 SUPERVISED = "Supervised (labeled only)"
 BASELINES = (SUPERVISED, "UA-MT", "DTC", "AC-MT")  # DyCON is paired with each
 # The rows this bench runs by default: Table 4's single-network rows. MCF and CML (two networks,
@@ -62,9 +64,9 @@ BASELINES = (SUPERVISED, "UA-MT", "DTC", "AC-MT")  # DyCON is paired with each
 # on 2 cores; they run at the quick scale (book/tables/table4), and here with --rows all.
 ROWS = (*BASELINES, "DyCON (VNet)", "DyCON (3D-UNet)")
 COLLAPSE_SHARE = 0.5  # empty predictions on at least this share of test cases
-# data.json is the run's data stamp (engine.runs.data_stamp): without it a kept run cannot say which
+# DATA_STAMP is the data stamp (engine.runs.data_stamp): without it a kept run cannot say which
 # copy of LA it was trained on (the runs kept before it was kept are retrained, see restore_runs)
-KEPT_FILES = ("summary.json", "per_case.csv", "config.yaml", "log.jsonl", "data.json")
+KEPT_FILES = ("summary.json", "per_case.csv", "config.yaml", "log.jsonl", DATA_STAMP)
 # Per table: the rows run by default ('all': all of experiments.TABLES[t]), the labeled percents,
 # the record, its page and the page's template (Table 4's page predates Table 5's: two templates
 # keep it as it was).

@@ -330,6 +330,12 @@ def _fmt(x: float | None, digits: int = 2) -> str:
     return "—" if x is None else f"{x:.{digits}f}"
 
 
+def _not_run_word(r: dict) -> str:
+    """The terminal's word for a row without runs: a method this engine does not build is
+    "not re-run"; one it builds but this call's rows left out is "not asked"."""
+    return "not re-run" if r["label"] in NOT_RERUN or r["row"] in NOT_RERUN else "not asked"
+
+
 def to_text(table: int, rows: list[dict]) -> str:
     """The comparison as a plain-text table for the terminal (pandas' fixed-width layout)."""
     frame = pd.DataFrame.from_records(
@@ -338,7 +344,7 @@ def to_text(table: int, rows: list[dict]) -> str:
             "lab.": f"{r['percent']}%",
             **{
                 f"{m} {who}": (
-                    "not re-run"
+                    _not_run_word(r)
                     if who == "ours" and r["status"] != "ran"
                     else _fmt(r[f"{who}_{m}"])
                 )

@@ -122,6 +122,12 @@ def test_paper_rows_not_run_are_kept_and_marked():
     assert wnet["not_rerun_reason"] == "an architecture this library does not build"
     html = report.to_html(1, full)
     assert "not re-run<br><small>(an architecture this library does not build)</small>" in html
+    # the terminal table tells the two apart in a word
+    text_lines = report.to_text(1, rows).splitlines()
+    (bcp_line,) = [line for line in text_lines if line.split()[:1] == ["BCP"]]
+    assert "not asked" in bcp_line and "not re-run" not in bcp_line
+    (wnet_line,) = [line for line in report.to_text(1, full).splitlines() if "W-Net" in line]
+    assert "not re-run" in wnet_line and "not asked" not in wnet_line
     table4 = report.compare(4, [_result("DyCON (VNet)", 10, 1, [50.0])])
     (upc,) = [r for r in table4 if r["row"] == "UPC"]
     assert upc["not_rerun_reason"] == "not identified (results/paper/README.md)"
