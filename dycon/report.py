@@ -590,3 +590,20 @@ def projected_seconds(runs: list[dict], *, seeds: list[int]) -> float:
     for r in runs:
         groups[(r["row"], r["percent"])].append(float(r["seconds"]))
     return sum(float(np.median(s)) for s in groups.values()) * len(seeds)
+
+
+def nights(runs: list[dict], *, seeds: list[int], night_hours: float = 10.0) -> str:
+    """Whether the planned table fits one night: one seed's hours at each row's median seconds
+    per run (``projected_seconds``), how many seeds a night of ``night_hours`` holds, and how
+    many such nights all of ``seeds`` take."""
+    if night_hours <= 0:
+        raise ValueError(f"nights: night_hours={night_hours} must be positive")
+    per_seed = projected_seconds(runs, seeds=[0]) / 3600
+    total = per_seed * len(seeds)
+    fits = math.floor(night_hours / per_seed)
+    span = "one night" if total <= night_hours else f"{math.ceil(total / night_hours)} such nights"
+    return (
+        f"one seed of the table (every row and fraction) takes {per_seed:.1f} h, so a "
+        f"{night_hours:g}-hour night holds {_count(fits, 'seed')}; "
+        f"the {_count(len(seeds), 'planned seed')} take {total:.1f} h, {span}"
+    )

@@ -76,6 +76,9 @@ def test_page_names_the_collapsed_seed_and_gives_verdicts(tmp_path):
     # 3 rows at 5 %, each run 60 s, on the record's 2 seeds: 360 s, the whole table's estimate
     estimate = "the whole table of 8 runs: 0.1 h at each row's median time per run over the 2 seed"
     assert estimate in out
+    # whether it fits one night: 180 s a seed, so 200 seeds a 10-hour night, the 2 in one night
+    night = "a 10-hour night holds 200 seeds; the 2 planned seeds take 0.1 h, one night"
+    assert "One night on 2 CPU cores" in out and night in out
 
 
 def test_page_only_without_a_record_is_one_line(tmp_path, capsys):
@@ -126,6 +129,7 @@ def test_table_5_page_labels_rows_by_components_and_gives_verdicts(tmp_path):
     assert "row 2" not in out and "row 3" not in out  # rows are named by what is on
     assert "none (MT pipeline)" in out and "A run in progress" not in out
     assert "37.2" not in out  # row 3's mean over seeds leaves its collapsed seed out: 74.5
+    assert "a 10-hour night holds 120 seeds" in out  # five rows of 60 s: 300 s a seed
     glued = page.read_text()
     for name in ("verdicts", "seeds", "runs", "compute", "data"):
         assert f"t5cpu_{name}" in glued

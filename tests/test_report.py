@@ -239,3 +239,34 @@ def test_projected_seconds_takes_each_rows_median(seconds, seeds, expected):
 def test_projected_seconds_needs_a_run():
     with pytest.raises(ValueError, match="no finished runs"):
         report.projected_seconds([], seeds=[1337])
+
+
+@pytest.mark.parametrize(
+    "seconds, seeds, expected",
+    [
+        # one seed = median 3600 s + 7200 s = 3 h: a 10 h night holds 3, ten seeds 30 h = 3 nights
+        (
+            {("A", 5): [3600, 3000, 9000], ("B", 10): [7200]},
+            10,
+            "one seed of the table (every row and fraction) takes "
+            "3.0 h, so a 10-hour night holds 3 seeds; "
+            "the 10 planned seeds take 30.0 h, 3 such nights",
+        ),
+        # 1.5 h a seed, two seeds: 3 h, inside one night
+        (
+            {("A", 5): [5400]},
+            2,
+            "one seed of the table (every row and fraction) takes "
+            "1.5 h, so a 10-hour night holds 6 seeds; "
+            "the 2 planned seeds take 3.0 h, one night",
+        ),
+    ],
+)
+def test_nights_says_whether_the_table_fits_one_night(seconds, seeds, expected):
+    runs = [{"row": r, "percent": p, "seconds": s} for (r, p), ss in seconds.items() for s in ss]
+    assert report.nights(runs, seeds=list(range(seeds))) == expected
+
+
+def test_nights_rejects_a_night_of_no_hours():
+    with pytest.raises(ValueError, match="night_hours=0 must be positive"):
+        report.nights([{"row": "A", "percent": 5, "seconds": 1.0}], seeds=[1], night_hours=0)
