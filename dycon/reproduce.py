@@ -260,6 +260,14 @@ def _execute(
     beside ``final``; rename only on success."""
     import papermill
 
+    template = template.resolve()
+    if not template.is_relative_to(ROOT):
+        # the page records its template's path relative to the checkout; one from another
+        # checkout (a worktree beside an editable install of this one) would record a machine path
+        raise ValueError(
+            f"{template}: the template is outside {ROOT}, the checkout this dycon is imported "
+            "from; run from that checkout, or put yours first (PYTHONPATH=<your checkout>)"
+        )
     source = str(template.relative_to(ROOT)) if table is None else table_notebook(template, table)
     start = time.perf_counter()
     with atomic_path(final, suffix=".ipynb") as tmp:

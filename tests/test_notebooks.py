@@ -202,3 +202,18 @@ def test_seeds_and_percents_default_to_the_committed_pages(seeds, percents, expe
     }
     assert committed_defaults(committed, seeds=seeds, percents=percents) == expected
     assert committed_defaults({}, seeds=seeds, percents=percents) == (seeds, percents)
+
+
+def test_a_template_outside_the_checkout_is_refused_before_any_page(tmp_path):
+    """A worktree's template rendered with another checkout's dycon would record a machine path
+    in the page (and run the other checkout's code): refused, naming the fix."""
+    from dycon.reproduce import ROOT as REPO
+    from dycon.reproduce import render_page
+
+    template = tmp_path / "elsewhere" / "cpu_scale.ipynb"
+    template.parent.mkdir()
+    template.write_text((REPO / "notebooks" / "cpu_scale.ipynb").read_text())
+    page = tmp_path / "page.ipynb"
+    with pytest.raises(ValueError, match=r"outside .*PYTHONPATH=<your checkout>"):
+        render_page(template, page, {})
+    assert not page.exists()
