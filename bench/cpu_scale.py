@@ -28,13 +28,13 @@ which a fresh checkout's runs folder is refilled, so a clone resumes without the
 The page book/tables/table4-cpu.ipynb is rendered from the record (notebooks/cpu_scale.ipynb).
 
 ``--table 5`` runs the ablation's five DyCON configurations (``experiments.TABLES[5]``, "row 1"
-everything off to "row 5" full DyCON) at 10 % labeled (8 of 80) into the same kept-runs folder,
-and writes results/bench/cpu_scale-table5-cpu.{json,csv}, its -paired.csv and the page
-book/tables/table5-cpu.ipynb (notebooks/cpu_scale_table5.ipynb; not in _toc.yml until the
-record exists). Its claims (``dycon.claims.ablation_claims``): each row minus row 1 and minus the
-row before it. Row 5 at 10 % is Table 4's "DyCON (3D-UNet)" 10 % run, not "DyCON (VNet)": the
-same config, so the same run id (Table 5's rows keep LA's default 3D U-Net), so every seed Table
-4 has finished at 10 % already holds Table 5's row 5, and is reused from the kept runs.
+everything off to "row 5" full DyCON) at 10 % labeled (8 of 80) into the same kept-runs folder, and
+writes results/bench/cpu_scale-table5-cpu.{json,csv}, its -paired.csv and the page
+book/tables/table5-cpu.ipynb (notebooks/cpu_scale_table5.ipynb). Its claims
+(``dycon.claims.ablation_claims``): each row minus row 1 and minus the row before it. Row 5 at 10 %
+is Table 4's "DyCON (3D-UNet)" 10 % run, not "DyCON (VNet)": the same config, so the same run id
+(Table 5's rows keep LA's default 3D U-Net), so every seed Table 4 has finished at 10 % already
+holds Table 5's row 5, and is reused from the kept runs.
 """
 
 from __future__ import annotations

@@ -592,18 +592,52 @@ def projected_seconds(runs: list[dict], *, seeds: list[int]) -> float:
     return sum(float(np.median(s)) for s in groups.values()) * len(seeds)
 
 
-def nights(runs: list[dict], *, seeds: list[int], night_hours: float = 10.0) -> str:
+def verdict_counts(verdicts: list[str]) -> str:
+    """``7 not reproduced, 5 not tested of 12 claims`` (most frequent first), or, before any
+    claim has both sides finished, ``no claim paired yet``."""
+    if not verdicts:
+        return "no claim paired yet"
+    counts = pd.Series(verdicts).value_counts()
+    return (
+        ", ".join(f"{n} {v}" for v, n in counts.items()) + f" of {_count(len(verdicts), 'claim')}"
+    )
+
+
+def nights(
+    runs: list[dict],
+    *,
+    seeds: list[int],
+    planned_runs: int,
+    night_hours: float = 10.0,
+    brief: bool = False,
+) -> str:
     """Whether the planned table fits one night: one seed's hours at each row's median seconds
     per run (``projected_seconds``), how many seeds a night of ``night_hours`` holds, and how
-    many such nights all of ``seeds`` take."""
+    many such nights all of ``seeds`` take. While some of a seed's ``planned_runs / len(seeds)``
+    (row, percent) pairs have no finished run, the hours are a floor and say so. ``brief``: the
+    hours alone, for a table cell."""
     if night_hours <= 0:
         raise ValueError(f"nights: night_hours={night_hours} must be positive")
+    per_plan = planned_runs / len(seeds)  # (row, percent) pairs in one seed of the table
+    timed = len({(r["row"], r["percent"]) for r in runs})
     per_seed = projected_seconds(runs, seeds=[0]) / 3600
     total = per_seed * len(seeds)
     fits = math.floor(night_hours / per_seed)
     span = "one night" if total <= night_hours else f"{math.ceil(total / night_hours)} such nights"
-    return (
+    if brief:
+        floor = "at least " if timed < per_plan else ""
+        return (
+            f"{floor}{per_seed:.1f} h a seed, {floor}{total:.1f} h for the "
+            f"{_count(len(seeds), 'planned seed')} ({span} of {night_hours:g} h)"
+        )
+    text = (
         f"one seed of the table (every row and fraction) takes {per_seed:.1f} h, so a "
         f"{night_hours:g}-hour night holds {_count(fits, 'seed')}; "
         f"the {_count(len(seeds), 'planned seed')} take {total:.1f} h, {span}"
+    )
+    if timed >= per_plan:
+        return text
+    return (
+        f"{text}, counting only the {timed} of {per_plan:g} row and fraction pairs timed so far "
+        "(the others will add to it)"
     )

@@ -73,12 +73,11 @@ def test_page_names_the_collapsed_seed_and_gives_verdicts(tmp_path):
     assert "DyCON (VNet) − UA-MT" in out and "+10.00" in out and "reproduced" in out
     assert "DyCON (VNet) seed 2" in out  # the collapsed seed is named, not averaged in
     assert "6 of 8 planned runs" in out and "A run in progress" in out
-    # 3 rows at 5 %, each run 60 s, on the record's 2 seeds: 360 s, the whole table's estimate
-    estimate = "the whole table of 8 runs: 0.1 h at each row's median time per run over the 2 seed"
-    assert estimate in out
-    # whether it fits one night: 180 s a seed, so 200 seeds a 10-hour night, the 2 in one night
+    # whether it fits one night: 3 rows of 60 s a seed, 200 seeds a 10-hour night, the 2 in one
+    # night; 3 of the 4 (row, percent) pairs of a seed (8 planned runs, 2 seeds) are timed
     night = "a 10-hour night holds 200 seeds; the 2 planned seeds take 0.1 h, one night"
     assert "One night on 2 CPU cores" in out and night in out
+    assert "counting only the 3 of 4 row and fraction pairs timed so far" in out
 
 
 def test_page_only_without_a_record_is_one_line(tmp_path, capsys):

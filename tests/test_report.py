@@ -252,21 +252,60 @@ def test_projected_seconds_needs_a_run():
             "3.0 h, so a 10-hour night holds 3 seeds; "
             "the 10 planned seeds take 30.0 h, 3 such nights",
         ),
-        # 1.5 h a seed, two seeds: 3 h, inside one night
+        # 1.5 h a seed, two seeds: 3 h, inside one night, but one of a seed's two rows untimed
         (
             {("A", 5): [5400]},
             2,
             "one seed of the table (every row and fraction) takes "
             "1.5 h, so a 10-hour night holds 6 seeds; "
-            "the 2 planned seeds take 3.0 h, one night",
+            "the 2 planned seeds take 3.0 h, one night, counting only the 1 of 2 row and "
+            "fraction pairs timed so far (the others will add to it)",
         ),
     ],
 )
 def test_nights_says_whether_the_table_fits_one_night(seconds, seeds, expected):
     runs = [{"row": r, "percent": p, "seconds": s} for (r, p), ss in seconds.items() for s in ss]
-    assert report.nights(runs, seeds=list(range(seeds))) == expected
+    assert report.nights(runs, seeds=list(range(seeds)), planned_runs=2 * seeds) == expected
 
 
 def test_nights_rejects_a_night_of_no_hours():
     with pytest.raises(ValueError, match="night_hours=0 must be positive"):
-        report.nights([{"row": "A", "percent": 5, "seconds": 1.0}], seeds=[1], night_hours=0)
+        report.nights(
+            [{"row": "A", "percent": 5, "seconds": 1.0}], seeds=[1], planned_runs=1, night_hours=0
+        )
+
+
+@pytest.mark.parametrize(
+    "planned_runs, expected",
+    [
+        (20, "3.0 h a seed, 30.0 h for the 10 planned seeds (3 such nights of 10 h)"),
+        # a third row planned but not timed: the hours are floors
+        (
+            30,
+            "at least 3.0 h a seed, at least 30.0 h for the 10 planned seeds "
+            "(3 such nights of 10 h)",
+        ),
+    ],
+)
+def test_nights_brief_gives_the_hours_for_a_table_cell(planned_runs, expected):
+    runs = [
+        {"row": "A", "percent": 5, "seconds": 3600.0},
+        {"row": "B", "percent": 10, "seconds": 7200.0},
+    ]
+    seeds = list(range(10))
+    assert report.nights(runs, seeds=seeds, planned_runs=planned_runs, brief=True) == expected
+
+
+@pytest.mark.parametrize(
+    "verdicts, expected",
+    [
+        ([], "no claim paired yet"),
+        (["reproduced"], "1 reproduced of 1 claim"),
+        (
+            ["not tested", "not reproduced", "not reproduced"],
+            "2 not reproduced, 1 not tested of 3 claims",
+        ),
+    ],
+)
+def test_verdict_counts_reads_most_frequent_first(verdicts, expected):
+    assert report.verdict_counts(verdicts) == expected
